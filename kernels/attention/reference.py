@@ -13,7 +13,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 
 def visible_keys(
-    kv_start: Int[Array, "B"], kv_end: Int[Array, "B"], t: int, s: int, causal: bool
+    kv_start: Int[Array, " B"], kv_end: Int[Array, " B"], t: int, s: int, causal: bool
 ) -> Bool[Array, "B 1 T S"]:
     """Boolean visibility of key j to query i, broadcastable over heads."""
     j = jnp.arange(s)
@@ -29,14 +29,16 @@ def attention_reference_with_lse(
     q: Float[Array, "B T N H"],
     k: Float[Array, "B S N H"],
     v: Float[Array, "B S N H"],
-    kv_start: Int[Array, "B"],
-    kv_end: Int[Array, "B"],
+    kv_start: Int[Array, " B"],
+    kv_end: Int[Array, " B"],
     causal: bool,
     scale: float,
 ) -> tuple[Float[Array, "B T N H"], Float[Array, "B N T"]]:
     """Attention output and the fp32 log-sum-exp of the scaled scores (-inf for empty rows)."""
     t, s = q.shape[1], k.shape[1]
-    scores = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=jnp.float32) * scale
+    # [B, T, N, H] -> [B, N, T, H]: heads become a batch dim, so both products are plain batched matmuls
+    qh, kh, vh = (x.swapaxes(1, 2).astype(jnp.float32) for x in (q, k, v))
+    scores = (qh @ kh.swapaxes(-1, -2)) * scale
     mask = visible_keys(kv_start, kv_end, t, s, causal)
     scores = jnp.where(mask, scores, -jnp.inf)
     row_max = jnp.max(scores, axis=-1, keepdims=True)
@@ -45,7 +47,7 @@ def attention_reference_with_lse(
     p = jnp.exp(scores - row_max)  # masked keys: exp(-inf) = 0
     denom = jnp.sum(p, axis=-1, keepdims=True)
     p = p / jnp.where(denom > 0, denom, 1.0)
-    out = jnp.einsum("bnts,bsnh->btnh", p, v.astype(jnp.float32))
+    out = (p @ vh).swapaxes(1, 2)  # [B, N, T, H] -> [B, T, N, H]
     lse = jnp.where(denom[..., 0] > 0, jnp.log(denom[..., 0]) + row_max[..., 0], -jnp.inf)
     return out.astype(q.dtype), lse
 
@@ -54,8 +56,8 @@ def attention_reference(
     q: Float[Array, "B T N H"],
     k: Float[Array, "B S N H"],
     v: Float[Array, "B S N H"],
-    kv_start: Int[Array, "B"],
-    kv_end: Int[Array, "B"],
+    kv_start: Int[Array, " B"],
+    kv_end: Int[Array, " B"],
     causal: bool,
     scale: float,
 ) -> Float[Array, "B T N H"]:

@@ -1,0 +1,76 @@
+"""Fixed-shape arrays for jitted steps: left-padded sequences, shuffled epochs, evaluation candidates."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+def left_pad(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """[U, length] int32: the last `length` items of each sequence, right-aligned, 0 on the left."""
+    out = np.zeros((len(sequences), length), np.int32)
+    for row, seq in enumerate(sequences):
+        tail = seq[-length:] if length else seq[:0]
+        out[row, length - len(tail) :] = tail
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class NextItemArrays:
+    """Next-item training pairs: inputs[u, t] is followed by targets[u, t]; 0 marks padding."""
+
+    inputs: np.ndarray  # [R, L] int32
+    targets: np.ndarray  # [R, L] int32
+    users: np.ndarray  # [R] user index of each row
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.users)
+
+
+def next_item_arrays(train_sequences: Sequence[np.ndarray], max_len: int) -> NextItemArrays:
+    """One row per user with at least two training items (a user with one has no next item)."""
+    users = np.asarray([u for u, s in enumerate(train_sequences) if len(s) >= 2], np.int64)
+    return NextItemArrays(
+        inputs=left_pad([train_sequences[u][:-1] for u in users], max_len),
+        targets=left_pad([train_sequences[u][1:] for u in users], max_len),
+        users=users,
+    )
+
+
+def epoch_batches(num_rows: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Shuffled row indices in batches of exactly `batch_size`; the last is padded with -1."""
+    order = rng.permutation(num_rows)
+    for start in range(0, num_rows, batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx) < batch_size:
+            idx = np.concatenate([idx, np.full(batch_size - len(idx), -1, idx.dtype)])
+        yield idx
+
+
+def take_rows(array: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """array[idx] with rows of zeros (all padding) where idx == -1."""
+    out = array[np.maximum(idx, 0)]
+    out[idx < 0] = 0
+    return out
+
+
+def sample_unseen(
+    histories: Sequence[np.ndarray], num_items: int, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """[U, count] distinct items in 1..num_items per user, none in that user's history."""
+    out = np.zeros((len(histories), count), np.int32)
+    for row, hist in enumerate(histories):
+        unseen = num_items - len(np.unique(hist))
+        if unseen < count:
+            raise ValueError(f"user row {row} has only {unseen} unseen items; {count} negatives were asked")
+        chosen = np.empty(0, np.int64)
+        while len(chosen) < count:  # rejection sampling keeps this cheap for large catalogues
+            draw = rng.integers(1, num_items + 1, size=2 * count + 16)
+            draw = draw[~np.isin(draw, hist)]
+            _, first = np.unique(np.concatenate([chosen, draw]), return_index=True)
+            chosen = np.concatenate([chosen, draw])[np.sort(first)]
+        out[row] = chosen[:count]
+    return out

@@ -1,0 +1,35 @@
+"""Item and position embeddings of left-padded sequences."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+
+class SequenceEmbedding(nnx.Module):
+    """item_embedding(seq) * sqrt(D) + position_embedding(0..L-1); the item table is tied to the scorer.
+
+    Row 0 of the item table is padding: padded positions are zeroed by the caller's mask, and
+    padding is never a candidate, so its row gets no gradient that matters.
+    """
+
+    def __init__(self, num_items: int, dim: int, max_len: int, *, rngs: nnx.Rngs):
+        init = nnx.initializers.normal(stddev=dim**-0.5)
+        self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
+        self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
+        self.scale = math.sqrt(dim)
+        self.max_len = max_len
+
+    def __call__(self, seq: Int[Array, "B L"]) -> Float[Array, "B L D"]:
+        if seq.shape[-1] > self.max_len:
+            raise ValueError(f"sequence length {seq.shape[-1]} exceeds model.max_len={self.max_len}")
+        # absolute positions in the window: right-aligned sequences put the newest item at L-1
+        pos = jnp.arange(self.max_len - seq.shape[-1], self.max_len)
+        return self.items(seq) * self.scale + self.positions(pos)[None]
+
+    @property
+    def table(self) -> Float[Array, "I D"]:
+        return self.items.embedding[...]

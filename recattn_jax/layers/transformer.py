@@ -1,0 +1,90 @@
+"""Transformer encoder blocks over item sequences, with SASRec's or pre-LN layer-norm placement."""
+
+from __future__ import annotations
+
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+from recattn_jax.errors import ConfigError
+from recattn_jax.layers.attention import MultiHeadAttention
+from recattn_jax.layers.feed_forward import FeedForward
+
+LAYER_NORM_PLACEMENTS = ("sasrec", "pre")
+
+
+class TransformerBlock(nnx.Module):
+    """One self-attention + feed-forward block.
+
+    `sasrec` (Kang & McAuley 2018): the queries are normalised, keys and values are not, and the
+    residual adds the normalised queries; then x = LN(x) + FFN(LN(x)). `pre`: x += Attn(LN(x));
+    x += FFN(LN(x)). Dropout acts on the attention output (the fused kernels have no
+    attention-probability dropout) and inside/after the feed-forward network.
+    """
+
+    def __init__(
+        self, dim: int, heads: int, dropout: float, layer_norm: str, backend: str, *, rngs: nnx.Rngs
+    ):
+        if layer_norm not in LAYER_NORM_PLACEMENTS:
+            raise ConfigError(f"model.layer_norm={layer_norm!r}; choose one of {LAYER_NORM_PLACEMENTS}")
+        self.layer_norm = layer_norm
+        self.attn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+        self.attention = MultiHeadAttention(dim, heads, backend=backend, rngs=rngs)
+        self.ffn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+        self.ffn = FeedForward(dim, dim, dropout, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    def __call__(
+        self,
+        x: Float[Array, "B L D"],
+        kv_start: Int[Array, " B"],
+        kv_end: Int[Array, " B"],
+        *,
+        causal: bool,
+        rngs: nnx.Rngs | None = None,
+    ) -> Float[Array, "B L D"]:
+        det = rngs is None
+        if self.layer_norm == "sasrec":
+            q = self.attn_norm(x)
+            a = self.attention(q, x, kv_start=kv_start, kv_end=kv_end, causal=causal)
+            x = self.ffn_norm(q + self.dropout(a, deterministic=det, rngs=rngs))
+        else:
+            h = self.attn_norm(x)
+            a = self.attention(h, h, kv_start=kv_start, kv_end=kv_end, causal=causal)
+            x = x + self.dropout(a, deterministic=det, rngs=rngs)
+        f = self.ffn(x if self.layer_norm == "sasrec" else self.ffn_norm(x), rngs=rngs)
+        return x + self.dropout(f, deterministic=det, rngs=rngs)
+
+
+class TransformerEncoder(nnx.Module):
+    """A stack of blocks and a final layer norm; padded positions are zeroed between blocks."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        blocks: int,
+        dropout: float,
+        layer_norm: str,
+        backend: str,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        self.blocks = nnx.List(
+            [TransformerBlock(dim, heads, dropout, layer_norm, backend, rngs=rngs) for _ in range(blocks)]
+        )
+        self.final_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+
+    def __call__(
+        self,
+        x: Float[Array, "B L D"],
+        valid: Array,
+        kv_start: Int[Array, " B"],
+        kv_end: Int[Array, " B"],
+        *,
+        causal: bool,
+        rngs: nnx.Rngs | None = None,
+    ) -> Float[Array, "B L D"]:
+        keep = valid[..., None].astype(x.dtype)
+        for block in self.blocks:
+            x = block(x, kv_start, kv_end, causal=causal, rngs=rngs) * keep
+        return self.final_norm(x)

@@ -1,0 +1,43 @@
+"""SASRec (Kang & McAuley 2018): causal self-attention over the behaviour history, tied item scorer."""
+
+from __future__ import annotations
+
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+from recattn_jax.layers.embeddings import SequenceEmbedding
+from recattn_jax.layers.masks import item_mask, left_padded_bounds
+from recattn_jax.layers.transformer import TransformerEncoder
+from recattn_jax.models import register_model
+
+
+class SASRec(nnx.Module):
+    def __init__(self, embedding: SequenceEmbedding, encoder: TransformerEncoder, dropout: float):
+        self.embedding = embedding
+        self.encoder = encoder
+        self.dropout = nnx.Dropout(dropout)
+
+    def encode(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B L D"]:
+        """Hidden state per position; position t sees items 0..t only (causal)."""
+        valid = item_mask(seq)
+        kv_start, kv_end = left_padded_bounds(seq)
+        x = self.dropout(self.embedding(seq), deterministic=rngs is None, rngs=rngs)
+        x = x * valid[..., None]
+        return self.encoder(x, valid, kv_start, kv_end, causal=True, rngs=rngs)
+
+    def item_table(self) -> Float[Array, "I D"]:
+        return self.embedding.table
+
+    def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
+        return self.encode(seq)[:, -1]  # right-aligned: the newest item sits last
+
+
+@register_model("sasrec")
+def build_sasrec(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> SASRec:
+    return SASRec(
+        SequenceEmbedding(num_items, config.hidden, config.max_len, rngs=rngs),
+        TransformerEncoder(
+            config.hidden, config.heads, config.blocks, config.dropout, config.layer_norm, backend, rngs=rngs
+        ),
+        config.dropout,
+    )

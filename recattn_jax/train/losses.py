@@ -1,0 +1,66 @@
+"""Next-item losses over the hidden states of a sequence model and its output item table.
+
+Axis legend: B batch, L positions, D model dim, I items (index 0 = padding, never a candidate).
+Every loss averages over the positions whose target is not padding.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from recattn_jax.errors import ConfigError
+
+
+def full_cross_entropy(
+    hidden: Float[Array, "B L D"], table: Float[Array, "I D"], targets: Int[Array, "B L"], rng: Array
+) -> Float[Array, ""]:
+    """Softmax cross-entropy over the whole catalogue."""
+    del rng
+    logits = jnp.einsum("bld,id->bli", hidden, table, preferred_element_type=jnp.float32)
+    logits = logits.at[..., 0].set(-jnp.inf)  # padding is not an item
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    nll = jax.nn.logsumexp(logits, axis=-1) - target_logit
+    return _masked_mean(nll, targets != 0)
+
+
+def sample_negatives(
+    rng: Array, targets: Int[Array, "B L"], num_items: int, count: int
+) -> Int[Array, "B L K"]:
+    """Uniform items in 1..I that differ from the position's positive (never padding)."""
+    draw = jax.random.randint(rng, (*targets.shape, count), 1, num_items)  # 1..I-1
+    return draw + (draw >= targets[..., None])  # skip the positive: uniform over the other I-1 items
+
+
+def binary_cross_entropy(
+    hidden: Float[Array, "B L D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, "B L"],
+    rng: Array,
+    count: int = 1,
+) -> Float[Array, ""]:
+    """SASRec's loss: -log sigmoid(s_pos) - sum over `count` sampled negatives of log(1 - sigmoid(s_neg))."""
+    negatives = sample_negatives(rng, targets, table.shape[0] - 1, count)
+    pos = jnp.einsum("bld,bld->bl", hidden, table[targets])
+    neg = jnp.einsum("bld,blkd->blk", hidden, table[negatives])
+    nll = -jax.nn.log_sigmoid(pos) - jnp.sum(jax.nn.log_sigmoid(-neg), axis=-1)
+    return _masked_mean(nll, targets != 0)
+
+
+def _masked_mean(values: Float[Array, "B L"], mask: Array) -> Float[Array, ""]:
+    mask = mask.astype(jnp.float32)
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def next_item_loss(name: str, num_negatives: int = 1):
+    """The loss function `loss.name` as f(hidden, table, targets, rng) -> scalar."""
+    if name == "ce":
+        return full_cross_entropy
+    if name == "bce":
+        if num_negatives < 1:
+            raise ConfigError(f"loss.num_negatives={num_negatives}: bce needs at least one negative")
+        return lambda hidden, table, targets, rng: binary_cross_entropy(
+            hidden, table, targets, rng, num_negatives
+        )
+    raise ConfigError(f"loss.name={name!r}; choose one of ['ce', 'bce']")
