@@ -47,7 +47,7 @@ def read_sasrec_txt(path: str | os.PathLike) -> Interactions:
     """Read `user item` lines (integer ids); file order is each user's time order."""
     path = _existing_file(path)
     try:  # fast path; on any failure the slow scan below finds and names the bad line
-        table = pd.read_csv(path, sep=" ", header=None, dtype=np.int64, engine="c")
+        table = pd.read_csv(path, sep=" ", header=None, dtype=np.int64, engine="c", skip_blank_lines=False)
         if table.shape[1] != 2 or table.isna().any().any():
             raise ValueError
         users, items = table[0].to_numpy(), table[1].to_numpy()

@@ -30,7 +30,7 @@ def full_ranks(
     """0-based rank of each target among the items outside `seen` (0-padded) and padding."""
     rows = jnp.arange(scores.shape[0])
     target_score = scores[rows, targets]
-    competitors = scores.at[rows[:, None], seen].set(-jnp.inf)  # seen items and padding (0) drop out
+    competitors = scores.at[rows[:, None], seen].set(-jnp.inf).at[:, 0].set(-jnp.inf)  # seen items, padding
     competitors = competitors.at[rows, targets].set(-jnp.inf)  # the target does not compete with itself
     return jnp.sum(competitors >= target_score[:, None], axis=-1)
 

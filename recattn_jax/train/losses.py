@@ -20,7 +20,8 @@ def full_cross_entropy(
     del rng
     logits = jnp.einsum("bld,id->bli", hidden, table, preferred_element_type=jnp.float32)
     logits = logits.at[..., 0].set(-jnp.inf)  # padding is not an item
-    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    safe = jnp.where(targets == 0, 1, targets)  # padding positions are masked out below; avoid -inf - -inf
+    target_logit = jnp.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
     nll = jax.nn.logsumexp(logits, axis=-1) - target_logit
     return _masked_mean(nll, targets != 0)
 
@@ -49,8 +50,8 @@ def binary_cross_entropy(
 
 
 def _masked_mean(values: Float[Array, "B L"], mask: Array) -> Float[Array, ""]:
-    mask = mask.astype(jnp.float32)
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    total = jnp.sum(jnp.where(mask, values, 0.0))
+    return total / jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
 
 
 def next_item_loss(name: str, num_negatives: int = 1):

@@ -1,0 +1,68 @@
+"""The command-line entry points end to end, as a user runs them."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import tiny_overrides
+
+from recattn_jax.data.load import PROJECT_ROOT
+from recattn_jax.recommend import load_run, recommend
+
+
+def run(module, *args):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    proc = run("experiments.train", *tiny_overrides(), "train.max_steps=6", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "test/full" in proc.stdout and "NDCG@10" in proc.stdout
+    return run_dir
+
+
+def test_train_cli_writes_results(trained_run):
+    results = json.loads((trained_run / "results.json").read_text())
+    assert set(results) >= {"valid", "test", "train_loss", "epochs", "train_seconds", "config"}
+    assert set(results["test"]) == {"full", "sampled"} and "NDCG@10" in results["test"]["sampled"]
+
+
+def test_recommend_never_returns_a_seen_item(trained_run, tmp_path):
+    out = tmp_path / "recs.csv"
+    proc = run("experiments.recommend", f"run_dir={trained_run}", "k=5", f"out={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recs = pd.read_csv(out)
+    _, split, _ = load_run(trained_run)
+    assert len(recs) == 5 * split.data.num_users
+    seen = {
+        (split.data.user_ids[u], split.data.item_ids[i]) for u, seq in enumerate(split.data.sequences) for i in seq
+    }
+    assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"], strict=True))
+    assert (recs.groupby("user")["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
+
+
+def test_recommend_function_for_some_users(trained_run):
+    recs = recommend(trained_run, k=3, users=[2, 5])
+    assert recs["user"].tolist() == [2, 2, 2, 5, 5, 5] and recs["rank"].tolist() == [1, 2, 3] * 2
+
+
+def test_bad_input_is_one_clear_line(tmp_path):
+    bad = tmp_path / "ml.txt"
+    bad.write_text("1 2\n1 3\n2 x7\n")
+    proc = run("experiments.train", "data=sasrec_txt", f"data.path={bad}", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "error: ml.txt line 3: item id 'x7' is not an integer"
+    assert "Traceback" not in proc.stderr
+    proc = run("experiments.train", "data=csv", f"data.path={tmp_path / 'nope.csv'}", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "nope.csv: no such file" in proc.stderr
+
+
+def test_unknown_user_is_reported(trained_run, tmp_path):
+    proc = run("experiments.recommend", f"run_dir={trained_run}", "users=[123456]", f"out={tmp_path / 'r.csv'}")
+    assert proc.returncode == 2 and "unknown user id(s) [123456]" in proc.stderr
