@@ -52,9 +52,7 @@ def user_indices(split: LeaveOneOutSplit, users: Sequence | None) -> np.ndarray:
     return np.asarray([index[str(u)] for u in users], np.int64)
 
 
-def recommend(
-    run_dir: str | Path, k: int = 10, users: Sequence | None = None, batch_size: int = 512
-) -> pd.DataFrame:
+def recommend(run_dir: str | Path, k: int = 10, users: Sequence | None = None, batch_size: int = 512) -> pd.DataFrame:
     """For each user: the k highest-scoring items it has not interacted with, in original ids.
 
     The model reads each user's whole history (train, valid and test items). Columns: user, rank

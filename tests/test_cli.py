@@ -40,9 +40,7 @@ def test_recommend_never_returns_a_seen_item(trained_run, tmp_path):
     recs = pd.read_csv(out)
     _, split, _ = load_run(trained_run)
     assert len(recs) == 5 * split.data.num_users
-    seen = {
-        (split.data.user_ids[u], split.data.item_ids[i]) for u, seq in enumerate(split.data.sequences) for i in seq
-    }
+    seen = {(split.data.user_ids[u], split.data.item_ids[i]) for u, seq in enumerate(split.data.sequences) for i in seq}
     assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"], strict=True))
     assert (recs.groupby("user")["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
 

@@ -57,9 +57,7 @@ def take_rows(array: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def sample_unseen(
-    histories: Sequence[np.ndarray], num_items: int, count: int, rng: np.random.Generator
-) -> np.ndarray:
+def sample_unseen(histories: Sequence[np.ndarray], num_items: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """[U, count] distinct items in 1..num_items per user, none in that user's history."""
     out = np.zeros((len(histories), count), np.int32)
     for row, hist in enumerate(histories):

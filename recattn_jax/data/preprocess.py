@@ -130,7 +130,5 @@ def leave_one_out_split(data: SequenceData) -> LeaveOneOutSplit:
         "reason": "fewer than 3 interactions: no valid and test target",
     }
     if len(eval_users) == 0:
-        raise DataError(
-            f"{data.report['source']}: no user has the 3 interactions a leave-one-out split needs"
-        )
+        raise DataError(f"{data.report['source']}: no user has the 3 interactions a leave-one-out split needs")
     return LeaveOneOutSplit(data=data, eval_users=eval_users)

@@ -70,9 +70,7 @@ def _scan_sasrec_txt(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 try:
                     out.append(int(token))
                 except ValueError:
-                    raise DataError(
-                        f"{path.name} line {lineno}: {kind} id {token!r} is not an integer"
-                    ) from None
+                    raise DataError(f"{path.name} line {lineno}: {kind} id {token!r} is not an integer") from None
     return np.asarray(users, np.int64), np.asarray(items, np.int64)
 
 
@@ -105,9 +103,7 @@ def read_table(
     for col in wanted:
         bad = table[col].isna().to_numpy()
         if bad.any():
-            raise DataError(
-                f"{path.name} {_row_name(np.flatnonzero(bad)[0], is_csv)}: column {col!r} is empty"
-            )
+            raise DataError(f"{path.name} {_row_name(np.flatnonzero(bad)[0], is_csv)}: column {col!r} is empty")
     order = np.arange(len(table))
     if time_col is not None:
         times = pd.to_numeric(table[time_col], errors="coerce")

@@ -78,9 +78,7 @@ class SyntheticSpec:
         if self.num_topics > self.num_items:
             raise bad("num_topics", f"must be <= num_items={self.num_items}")
         if not (self.min_length <= self.mean_length <= self.max_length):
-            raise bad(
-                "mean_length", f"must lie in [min_length, max_length]=[{self.min_length}, {self.max_length}]"
-            )
+            raise bad("mean_length", f"must lie in [min_length, max_length]=[{self.min_length}, {self.max_length}]")
         if not (math.isfinite(self.length_sigma) and self.length_sigma >= 0):
             raise bad("length_sigma", "must be finite and >= 0")
         if not (math.isfinite(self.topic_concentration) and self.topic_concentration > 0):

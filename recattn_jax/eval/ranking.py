@@ -24,9 +24,7 @@ from recattn_jax.models.scoring import score_all, score_items
 SPLIT_SEEDS = {"valid": 1, "test": 2}  # valid and test draw different negatives from the same eval.seed
 
 
-def full_ranks(
-    scores: Float[Array, "B I"], targets: Int[Array, " B"], seen: Int[Array, "B P"]
-) -> Int[Array, " B"]:
+def full_ranks(scores: Float[Array, "B I"], targets: Int[Array, " B"], seen: Int[Array, "B P"]) -> Int[Array, " B"]:
     """0-based rank of each target among the items outside `seen` (0-padded) and padding."""
     rows = jnp.arange(scores.shape[0])
     target_score = scores[rows, targets]
@@ -95,14 +93,10 @@ class Evaluator:
             rows = np.arange(start, start + size) % len(eval_set.users)
             n = min(size, len(eval_set.users) - start)
             full.append(
-                np.asarray(
-                    self._full(state, eval_set.inputs[rows], eval_set.targets[rows], eval_set.seen[rows])
-                )[:n]
+                np.asarray(self._full(state, eval_set.inputs[rows], eval_set.targets[rows], eval_set.seen[rows]))[:n]
             )
             if eval_set.candidates is not None:
-                sampled.append(
-                    np.asarray(self._sampled(state, eval_set.inputs[rows], eval_set.candidates[rows]))[:n]
-                )
+                sampled.append(np.asarray(self._sampled(state, eval_set.inputs[rows], eval_set.candidates[rows]))[:n])
         out = {"full": ranking_metrics(np.concatenate(full), self.config.ks)}
         if sampled:
             out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)

@@ -21,9 +21,7 @@ class TransformerBlock(nnx.Module):
     attention-probability dropout) and inside/after the feed-forward network.
     """
 
-    def __init__(
-        self, dim: int, heads: int, dropout: float, layer_norm: str, backend: str, *, rngs: nnx.Rngs
-    ):
+    def __init__(self, dim: int, heads: int, dropout: float, layer_norm: str, backend: str, *, rngs: nnx.Rngs):
         if layer_norm not in LAYER_NORM_PLACEMENTS:
             raise ConfigError(f"model.layer_norm={layer_norm!r}; choose one of {LAYER_NORM_PLACEMENTS}")
         self.layer_norm = layer_norm

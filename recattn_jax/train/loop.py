@@ -55,6 +55,32 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
+def build_training(config: Config, num_items: int):
+    """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef)."""
+    init_key = jax.random.split(jax.random.key(config.seed))[0]
+    model = build_model(config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key))
+    optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
+    graphdef, state = nnx.split((model, optimizer))
+    train_step = make_train_step(graphdef, next_item_loss(config.loss.name, config.loss.num_negatives))
+    return graphdef, state, train_step, nnx.graphdef(model)
+
+
+def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: int, on_step=None):
+    """One shuffled pass over the rows (at most `max_steps` steps); returns the state and per-step losses."""
+    train_key = jax.random.split(jax.random.key(config.seed))[1]
+    losses = []
+    rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
+    for idx in epoch_batches(arrays.num_rows, config.train.batch_size, rng):
+        if len(losses) >= max_steps:
+            break
+        batch = {"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)}
+        state, metrics = train_step(state, batch, train_key)
+        losses.append(metrics["loss"])
+        if on_step is not None:
+            on_step(losses)
+    return state, losses
+
+
 def _check_config(config: Config) -> None:
     for key, value in (
         ("train.epochs", config.train.epochs),
@@ -82,14 +108,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     arrays = next_item_arrays(split.train_sequences, max_len)
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
 
-    init_key, train_key = jax.random.split(jax.random.key(config.seed))
-    model = build_model(
-        config.model, split.data.num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key)
-    )
-    optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, optimizer))
-    train_step = make_train_step(graphdef, next_item_loss(config.loss.name, config.loss.num_negatives))
-    evaluator = Evaluator(nnx.graphdef(model), config.eval)
+    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items)
+    evaluator = Evaluator(model_graphdef, config.eval)
     checkpoint = BestCheckpoint(workdir / "checkpoints")
 
     def evaluate(state, name):
@@ -103,21 +123,18 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     best, bad_evals, step, epoch, train_seconds, history = -math.inf, 0, 0, 0, 0.0, []
     epoch_loss = float("nan")
     bar = tqdm(total=total_steps, desc="train", unit="step", disable=not config.train.progress)
+
+    def on_step(losses):
+        bar.update(1)
+        if len(losses) % 10 == 0:
+            bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
+
     while step < total_steps:
         epoch += 1
-        started, losses = time.perf_counter(), []
-        for idx in epoch_batches(
-            arrays.num_rows, config.train.batch_size, np.random.default_rng([config.seed, epoch])
-        ):
-            batch = {"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)}
-            state, metrics = train_step(state, batch, train_key)
-            losses.append(metrics["loss"])
-            step += 1
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(epoch=epoch, loss=f"{float(losses[-1]):.4f}")
-            if step >= total_steps:
-                break
+        bar.set_description(f"epoch {epoch}")
+        started = time.perf_counter()
+        state, losses = run_epoch(train_step, state, arrays, config, epoch, total_steps - step, on_step)
+        step += len(losses)
         epoch_loss = float(np.mean(jax.device_get(losses)))
         train_seconds += time.perf_counter() - started
         if not math.isfinite(epoch_loss):
@@ -129,9 +146,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         if epoch % config.train.eval_every == 0 or step >= total_steps:
             valid = evaluate(state, "valid")
             score = valid["full"][SELECTION_METRIC]
-            history.append(
-                {"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score}
-            )
+            history.append({"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score})
             bar.write(f"epoch {epoch}: loss {epoch_loss:.4f}  valid full {SELECTION_METRIC} {score:.4f}")
             if score > best:
                 best, bad_evals = score, 0
@@ -167,9 +182,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
 def format_metrics(results: dict) -> str:
     """A plain-text table: one row per split and protocol, one column per metric."""
     rows = [
-        (f"{split}/{protocol}", metrics)
-        for split in ("valid", "test")
-        for protocol, metrics in results[split].items()
+        (f"{split}/{protocol}", metrics) for split in ("valid", "test") for protocol, metrics in results[split].items()
     ]
     names = list(rows[0][1])
     lines = [f"{'':<16}" + "".join(f"{n:>9}" for n in names)]

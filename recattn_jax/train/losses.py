@@ -26,9 +26,7 @@ def full_cross_entropy(
     return _masked_mean(nll, targets != 0)
 
 
-def sample_negatives(
-    rng: Array, targets: Int[Array, "B L"], num_items: int, count: int
-) -> Int[Array, "B L K"]:
+def sample_negatives(rng: Array, targets: Int[Array, "B L"], num_items: int, count: int) -> Int[Array, "B L K"]:
     """Uniform items in 1..I that differ from the position's positive (never padding)."""
     draw = jax.random.randint(rng, (*targets.shape, count), 1, num_items)  # 1..I-1
     return draw + (draw >= targets[..., None])  # skip the positive: uniform over the other I-1 items
@@ -61,7 +59,5 @@ def next_item_loss(name: str, num_negatives: int = 1):
     if name == "bce":
         if num_negatives < 1:
             raise ConfigError(f"loss.num_negatives={num_negatives}: bce needs at least one negative")
-        return lambda hidden, table, targets, rng: binary_cross_entropy(
-            hidden, table, targets, rng, num_negatives
-        )
+        return lambda hidden, table, targets, rng: binary_cross_entropy(hidden, table, targets, rng, num_negatives)
     raise ConfigError(f"loss.name={name!r}; choose one of ['ce', 'bce']")

@@ -44,5 +44,5 @@ def test_bce_equals_formula_with_the_drawn_negative():
 
 
 def test_unknown_loss():
-    with pytest.raises(ConfigError, match="loss.name"):
+    with pytest.raises(ConfigError, match=r"loss\.name"):
         next_item_loss("hinge")

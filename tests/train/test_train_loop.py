@@ -49,5 +49,5 @@ def test_learning_beats_popularity_scale(tmp_path):
 
 def test_impossible_config_is_reported(tiny_config, tmp_path):
     tiny_config.train.batch_size = 0
-    with pytest.raises(ConfigError, match="train.batch_size=0"):
+    with pytest.raises(ConfigError, match=r"train\.batch_size=0"):
         train_and_evaluate(tiny_config, tmp_path)

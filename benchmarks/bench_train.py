@@ -1,0 +1,117 @@
+"""Seconds per epoch and sequences/s of training, for the reference experiment on ML-1M.
+
+    python benchmarks/bench_train.py                 # BCE and full CE, 3 timed epochs each
+    python benchmarks/bench_train.py --losses bce --epochs 5 --data synthetic
+
+Compiles and warms up with one epoch first, then times whole epochs (median of repeats, each ended
+by `block_until_ready`). Appends a dated table to benchmarks/RESULTS.md and writes a CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+from hydra import compose, initialize_config_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.env_info import ROOT, environment  # noqa: E402
+from recattn_jax.config import register_configs, to_config  # noqa: E402
+from recattn_jax.data.batches import next_item_arrays  # noqa: E402
+from recattn_jax.data.load import load_split  # noqa: E402
+from recattn_jax.errors import DataError  # noqa: E402
+from recattn_jax.train.loop import build_training, run_epoch  # noqa: E402
+
+
+def reference_config(loss: str, data: str, backend: str):
+    register_configs()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        overrides = ["experiment=sasrec_ml1m_bce", f"loss={loss}", f"kernel={backend}"]
+        if data != "ml1m":
+            overrides.append(f"data={data}")
+        return to_config(compose("config", overrides=overrides))
+
+
+def time_epochs(config, split, epochs: int) -> list[float]:
+    arrays = next_item_arrays(split.train_sequences, config.model.max_len)
+    _, state, train_step, _ = build_training(config, split.data.num_items)
+    state, losses = run_epoch(train_step, state, arrays, config, 0, 10**9)  # compile + warm up
+    jax.block_until_ready(losses)
+    seconds = []
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        state, losses = run_epoch(train_step, state, arrays, config, epoch, 10**9)
+        jax.block_until_ready((state, losses))
+        seconds.append(time.perf_counter() - started)
+    return seconds, arrays.num_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--losses", default="bce,ce")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per loss (after one warm-up epoch)")
+    parser.add_argument("--data", default="ml1m", help="ml1m (the reference) or synthetic")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train.csv"))
+    parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+
+    rows = []
+    for loss in args.losses.split(","):
+        config = reference_config(loss, args.data, args.backend)
+        try:
+            split = load_split(config.data)
+        except DataError as e:
+            sys.exit(f"skipped: {e} (ML-1M is not redistributable; it is read from ../shared/data/ml-1m)")
+        seconds, sequences = time_epochs(config, split, args.epochs)
+        median = statistics.median(seconds)
+        rows.append(
+            {
+                "data": args.data,
+                "loss": loss,
+                "backend": args.backend,
+                "max_len": config.model.max_len,
+                "hidden": config.model.hidden,
+                "batch_size": config.train.batch_size,
+                "epochs_timed": len(seconds),
+                "s_per_epoch_median": round(median, 3),
+                "s_per_epoch_all": " ".join(f"{s:.2f}" for s in seconds),
+                "sequences_per_s": round(sequences / median, 1),
+            }
+        )
+        print(rows[-1], flush=True)
+
+    env = environment()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], *env])
+        writer.writeheader()
+        writer.writerows({**r, **env} for r in rows)
+    if not args.no_record:
+        lines = [
+            f"\n## bench_train.py — {env['date']}, commit {env['commit']}\n",
+            f"Machine: {env['machine']}; device {env['device']}; python {env['python']}, jax {env['jax']}, "
+            f"flax {env['flax']}, optax {env['optax']}.\n",
+            f"Command: `python benchmarks/bench_train.py --data {args.data} --epochs {args.epochs}`\n",
+            "| data | loss | max_len | hidden | batch | s/epoch (median) | epochs timed | sequences/s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['data']} | {r['loss']} | {r['max_len']} | {r['hidden']} | {r['batch_size']} | "
+            f"{r['s_per_epoch_median']:.2f} | {r['s_per_epoch_all']} | {r['sequences_per_s']:.0f} |"
+            for r in rows
+        ]
+        with (ROOT / "benchmarks" / "RESULTS.md").open("a") as f:
+            f.write("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
