@@ -20,7 +20,7 @@ from kernels.attention.reference import attention_reference
 from kernels.attention_pool.reference import attention_pool_reference
 
 
-class Backend(str, enum.Enum):
+class Backend(enum.StrEnum):
     AUTO = "auto"
     REFERENCE = "reference"
     TRITON = "triton"  # fused Triton kernels on a GPU
@@ -65,7 +65,7 @@ def _load_triton(op: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def _bounds(kv_start, kv_end, b: int, s: int) -> tuple[Int[Array, "B"], Int[Array, "B"]]:
+def _bounds(kv_start, kv_end, b: int, s: int) -> tuple[Int[Array, " B"], Int[Array, " B"]]:
     kv_start = jnp.zeros((b,), jnp.int32) if kv_start is None else jnp.asarray(kv_start, jnp.int32)
     kv_end = jnp.full((b,), s, jnp.int32) if kv_end is None else jnp.asarray(kv_end, jnp.int32)
     for name, x in (("kv_start", kv_start), ("kv_end", kv_end)):
@@ -86,8 +86,8 @@ def attention(
     k: Float[Array, "B S N H"],
     v: Float[Array, "B S N H"],
     *,
-    kv_start: Int[Array, "B"] | None = None,
-    kv_end: Int[Array, "B"] | None = None,
+    kv_start: Int[Array, " B"] | None = None,
+    kv_end: Int[Array, " B"] | None = None,
     causal: bool = False,
     scale: float | None = None,
     backend: str | Backend = "auto",
@@ -116,8 +116,8 @@ def attention_pool(
     k: Float[Array, "B S N H"],
     v: Float[Array, "B S N H"],
     *,
-    kv_start: Int[Array, "B"] | None = None,
-    kv_end: Int[Array, "B"] | None = None,
+    kv_start: Int[Array, " B"] | None = None,
+    kv_end: Int[Array, " B"] | None = None,
     scale: float | None = None,
     backend: str | Backend = "auto",
 ) -> Float[Array, "B N H"]:

@@ -13,7 +13,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 
 def visible_keys(
-    kv_start: Int[Array, "B"], kv_end: Int[Array, "B"], t: int, s: int, causal: bool
+    kv_start: Int[Array, " B"], kv_end: Int[Array, " B"], t: int, s: int, causal: bool
 ) -> Bool[Array, "B 1 T S"]:
     """Boolean visibility of key j to query i, broadcastable over heads."""
     j = jnp.arange(s)
@@ -29,8 +29,8 @@ def attention_reference_with_lse(
     q: Float[Array, "B T N H"],
     k: Float[Array, "B S N H"],
     v: Float[Array, "B S N H"],
-    kv_start: Int[Array, "B"],
-    kv_end: Int[Array, "B"],
+    kv_start: Int[Array, " B"],
+    kv_end: Int[Array, " B"],
     causal: bool,
     scale: float,
 ) -> tuple[Float[Array, "B T N H"], Float[Array, "B N T"]]:
@@ -54,8 +54,8 @@ def attention_reference(
     q: Float[Array, "B T N H"],
     k: Float[Array, "B S N H"],
     v: Float[Array, "B S N H"],
-    kv_start: Int[Array, "B"],
-    kv_end: Int[Array, "B"],
+    kv_start: Int[Array, " B"],
+    kv_end: Int[Array, " B"],
     causal: bool,
     scale: float,
 ) -> Float[Array, "B T N H"]:

@@ -15,8 +15,8 @@ def attention_pool_reference(
     q: Float[Array, "B N H"],
     k: Float[Array, "B S N H"],
     v: Float[Array, "B S N H"],
-    kv_start: Int[Array, "B"],
-    kv_end: Int[Array, "B"],
+    kv_start: Int[Array, " B"],
+    kv_end: Int[Array, " B"],
     scale: float,
 ) -> Float[Array, "B N H"]:
     # one query per row: T = 1
