@@ -2,8 +2,8 @@
 
 Axis legend: B batch, T query length, S key length, N heads, H head dim (HEAD = H padded to a power of 2).
 Layouts (all contiguous): q/o/dq [B,T,N,HEAD], k/v/dk/dv [B,S,N,HEAD], lse/delta [B,N,T] fp32.
-Key j of row b is visible to query i iff lo <= j < hi with lo = max(kv_start[b], 0),
-hi = min(kv_end[b], S), and, when CAUSAL, j <= i. Rows with no visible key get o = 0, lse = -inf.
+Key j of row b is visible to query i iff lo <= j < hi with lo = clip(kv_start[b], 0, S),
+hi = clip(kv_end[b], lo, S), and, when CAUSAL, j <= i. Rows with no visible key get o = 0, lse = -inf.
 
 Argument order is (inputs, runtime scalars, outputs, constexprs) because jax_triton appends the
 output pointers after the positional arguments. T, S, N and the bounds are runtime values, so a new
@@ -41,7 +41,7 @@ def attention_fwd_kernel(
     pid_bn = tl.program_id(1)
     b = pid_bn // N
     n = pid_bn % N
-    lo = tl.maximum(tl.load(KV_START + b), 0)
+    lo = tl.minimum(tl.maximum(tl.load(KV_START + b), 0), S)
     hi = tl.maximum(tl.minimum(tl.load(KV_END + b), S), lo)
     if CAUSAL:
         # keys above the last query of this block are never visible: stop the loop there
@@ -86,7 +86,8 @@ def attention_fwd_kernel(
     out = acc / l_safe[:, None]
     lse = tl.where(has_key, (m_i + tl.log2(l_safe)) * 0.6931471805599453, float("-inf"))
     o_base = OUT + b.to(tl.int64) * T * row + n * HEAD
-    tl.store(o_base + offs_m[:, None] * row + offs_h[None, :], out.to(OUT.dtype.element_ty), mask=q_ok[:, None])
+    o_ptrs = o_base + offs_m[:, None] * row + offs_h[None, :]
+    tl.store(o_ptrs, out.to(OUT.dtype.element_ty), mask=q_ok[:, None])
     tl.store(LSE + pid_bn.to(tl.int64) * T + offs_m, lse, mask=q_ok)
 
 
@@ -125,7 +126,7 @@ def attention_bwd_dkdv_kernel(
     pid_bn = tl.program_id(1)
     b = pid_bn // N
     n = pid_bn % N
-    lo = tl.maximum(tl.load(KV_START + b), 0)
+    lo = tl.minimum(tl.maximum(tl.load(KV_START + b), 0), S)
     hi = tl.maximum(tl.minimum(tl.load(KV_END + b), S), lo)
     qk_scale = scale * 1.4426950408889634
 
@@ -185,7 +186,7 @@ def attention_bwd_dq_kernel(
     pid_bn = tl.program_id(1)
     b = pid_bn // N
     n = pid_bn % N
-    lo = tl.maximum(tl.load(KV_START + b), 0)
+    lo = tl.minimum(tl.maximum(tl.load(KV_START + b), 0), S)
     hi = tl.maximum(tl.minimum(tl.load(KV_END + b), S), lo)
     if CAUSAL:
         hi = tl.maximum(tl.minimum(hi, (pid_m + 1) * BLOCK_M), lo)
