@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import importlib.util
 import math
 from collections.abc import Callable
 
@@ -43,21 +44,34 @@ def parse_backend(backend: str | Backend) -> Backend:
 
 
 def resolve_backend(backend: str | Backend, op: str = "attention") -> Backend:
-    """The rule for `auto`, written once: Triton where a GPU runs it, the reference elsewhere."""
+    """The rule for `auto`, written once: Triton where a GPU runs it, the reference elsewhere.
+
+    An explicit `triton` or `interpret` that cannot run here raises a RuntimeError saying what to install.
+    """
     backend = parse_backend(backend)
-    if backend is not Backend.AUTO:
-        return backend
-    if jax.default_backend() == "gpu" and _triton_importable(op):
-        return Backend.TRITON
-    return Backend.REFERENCE
+    if backend is Backend.AUTO:
+        return Backend.TRITON if _gpu_triton_available() else Backend.REFERENCE
+    if backend is Backend.TRITON and not _gpu_triton_available():
+        raise RuntimeError(
+            f"backend 'triton' needs a CUDA GPU and jax-triton==0.3.1: pip install -e '.[gpu]' "
+            f"(JAX backend: {jax.default_backend()!r}, triton/jax_triton found: "
+            f"{_installed('triton')}/{_installed('jax_triton')}); use backend 'auto' or 'reference' here"
+        )
+    if backend is Backend.INTERPRET and not (_installed("triton") and _installed("torch")):
+        raise RuntimeError(
+            "backend 'interpret' runs the Triton kernels in Triton's CPU interpreter and needs "
+            "triton and torch (CPU build): pip install -e '.[test]'"
+        )
+    return backend
 
 
-def _triton_importable(op: str) -> bool:
-    try:
-        _load_triton(op)
-    except ImportError:
-        return False
-    return True
+def _installed(module: str) -> bool:
+    # find_spec locates a top-level package without importing it (import kernels stays light)
+    return importlib.util.find_spec(module) is not None
+
+
+def _gpu_triton_available() -> bool:
+    return jax.default_backend() == "gpu" and _installed("triton") and _installed("jax_triton")
 
 
 def _load_triton(op: str) -> Callable:
