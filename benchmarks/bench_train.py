@@ -21,12 +21,12 @@ from hydra import compose, initialize_config_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.env_info import ROOT, environment  # noqa: E402
-from recattn_jax.config import register_configs, to_config  # noqa: E402
-from recattn_jax.data.batches import next_item_arrays  # noqa: E402
-from recattn_jax.data.load import load_split  # noqa: E402
-from recattn_jax.errors import DataError  # noqa: E402
-from recattn_jax.train.loop import build_training, run_epoch  # noqa: E402
+from benchmarks.env_info import ROOT, environment
+from recattn_jax.config import register_configs, to_config
+from recattn_jax.data.batches import next_item_arrays
+from recattn_jax.data.load import load_split
+from recattn_jax.errors import DataError
+from recattn_jax.train.loop import build_training, run_epoch
 
 
 def reference_config(loss: str, data: str, backend: str):

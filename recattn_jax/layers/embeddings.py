@@ -17,7 +17,7 @@ class SequenceEmbedding(nnx.Module):
     """
 
     def __init__(self, num_items: int, dim: int, max_len: int, *, rngs: nnx.Rngs):
-        init = nnx.initializers.normal(stddev=dim**-0.5)
+        init = nnx.initializers.xavier_normal()  # as SASRec's reference implementations
         self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
         self.scale = math.sqrt(dim)
