@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
+import yaml
 from conftest import tiny_overrides
 
 from recattn_jax.data.load import PROJECT_ROOT
@@ -72,3 +74,31 @@ def test_multirun_writes_results_and_ends_with_summary(tmp_path):
     assert sorted(table["model.blocks"]) == [1, 2] and (table["status"] == "ok").all()
     assert (sweep / "summary.md").exists() and (sweep / "valid_full_NDCG@10_vs_model.blocks.png").exists()
     assert "sweep summary" in proc.stdout
+
+
+@pytest.mark.slow
+def test_optuna_search_maximises_valid_ndcg(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the `sweep` extra is not installed")
+    sweep = tmp_path / "optuna"
+    args = [*tiny_overrides(), "train.max_steps=1", "model.blocks=1", "model.max_len=10", "model.hidden=choice(8,16)"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "-m",
+            "hparams_search=ml1m_optuna",
+            "data=synthetic",
+            *args,
+            "hydra.sweeper.n_trials=2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    table = pd.read_csv(sweep / "summary.csv")
+    assert best["best_value"] == pytest.approx(table["valid_full_NDCG@10"].max())

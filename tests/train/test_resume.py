@@ -67,3 +67,9 @@ def test_metrics_jsonl_and_commit(tiny_config, tmp_path):
     assert [r["step"] for r in train] == [1, 2] and all(r["lr"] == tiny_config.train.lr for r in train)
     assert records[3]["valid_full_NDCG@10"] == results["valid"]["full"]["NDCG@10"] or records[3]["step"] == 2
     assert json.loads((tmp_path / "results.json").read_text())["git_commit"] == records[0]["git_commit"]
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        assert not (tmp_path / "tensorboard").exists()
+    else:
+        assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
