@@ -97,6 +97,12 @@ def _check_config(config: Config) -> None:
     ):
         if value < 1:
             raise ConfigError(f"{key}={value} must be at least 1")
+    for key, value in (
+        ("train.ckpt_every_steps", config.train.ckpt_every_steps),
+        ("train.stop_after_steps", config.train.stop_after_steps),
+    ):
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}={value} must be at least 0")
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
@@ -175,6 +181,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
                 n = min(n, stop_at - pos.step)
             started = time.perf_counter()
             state, losses = run_epoch(train_step, state, arrays, config, pos.epoch, n, on_step, start=pos.epoch_step)
+            if not losses:
+                raise RuntimeError(f"epoch {pos.epoch} has no batch after step {pos.epoch_step}")
             pos.epoch_losses += [float(x) for x in jax.device_get(losses)]
             pos.train_seconds += time.perf_counter() - started
             pos.step += len(losses)

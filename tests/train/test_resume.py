@@ -73,3 +73,22 @@ def test_metrics_jsonl_and_commit(tiny_config, tmp_path):
         assert not (tmp_path / "tensorboard").exists()
     else:
         assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
+
+
+def test_a_partial_checkpoint_is_never_taken_for_whole(tmp_path):
+    """Orbax writes into `<step>.orbax-checkpoint-tmp-*` and renames when done; a kill leaves only the tmp dir."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from recattn_jax.train.checkpoint import LatestCheckpoint
+
+    model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+    state = nnx.state(model)
+    latest = LatestCheckpoint(tmp_path / "latest")
+    latest.save(3, state, {"step": 3})
+    latest.close()
+    (tmp_path / "latest" / "7.orbax-checkpoint-tmp-1234567").mkdir()  # what a kill mid-write leaves
+    latest = LatestCheckpoint(tmp_path / "latest")
+    assert latest.latest_step() == 3
+    restored, position = latest.restore(nnx.state(nnx.Linear(2, 2, rngs=nnx.Rngs(1))))
+    assert position == {"step": 3} and jnp.array_equal(restored["kernel"][...], state["kernel"][...])
