@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from recattn_jax.data.load import PROJECT_ROOT
 from recattn_jax.figures import FIGURES
@@ -22,20 +24,35 @@ def test_worked_example_both_readings_match_numpy():
     assert b["out"] <= 5 < SEED_OUTPUT  # a convex combination of items <= 5 never reaches the seed's 18.0
 
 
-def test_quick_figures_all_exist(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.figures", f"out_dir={tmp_path}", "quick=true"],
+def quick_figures(out_dir, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.figures", f"out_dir={out_dir}", "quick=true", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
+
+
+def test_quick_figures_all_exist(tmp_path):
+    """Every figure and table; the comparison trains only SASRec here (all models: the slow test below)."""
+    proc = quick_figures(tmp_path, "models=sasrec")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in FIGURES:
         for suffix in (".png", ".csv", ".md"):
             path = tmp_path / f"{name}{suffix}"
             assert path.exists() and path.stat().st_size > 0, path
     assert "18" in (tmp_path / "worked_example.md").read_text()
+
+
+@pytest.mark.slow
+def test_quick_model_comparison_trains_every_registered_model(tmp_path):
+    from recattn_jax.models import MODELS
+
+    proc = quick_figures(tmp_path, "only=model_comparison")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "model_comparison.csv")
+    assert sorted(table["model"]) == sorted(MODELS) and (table["status"] == "ok").all()
 
 
 def test_unknown_figure_is_reported(tmp_path):
