@@ -11,7 +11,9 @@ from omegaconf import DictConfig
 
 from recattn_jax.config import register_configs, to_config
 from recattn_jax.errors import RecattnError
+from recattn_jax.train.logs import print_config
 from recattn_jax.train.loop import format_metrics, train_and_evaluate
+from recattn_jax.train.run_state import RunStopped
 
 register_configs()
 
@@ -19,10 +21,15 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     try:
-        results = train_and_evaluate(to_config(cfg), HydraConfig.get().runtime.output_dir)
+        config = to_config(cfg)
+        print_config(config)
+        results = train_and_evaluate(config, HydraConfig.get().runtime.output_dir)
     except RecattnError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunStopped as e:
+        print(e)
+        return float("nan")
     print(format_metrics(results))
     print(
         f"{results['epochs']} epochs, {results['seconds_per_epoch']:.2f} s/epoch; results in "

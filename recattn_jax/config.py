@@ -73,6 +73,11 @@ class TrainConfig:
     patience: int = 5  # validations without a better valid NDCG@10 before stopping; 0 = never stop early
     max_steps: int | None = None  # stop after this many steps in total (smoke tests)
     progress: bool = True  # tqdm bar
+    ckpt_every_steps: int = 500  # the latest (model, optimizer, position) state, for train.resume; 0 = never
+    resume: bool = False  # continue the run in hydra.run.dir from its latest checkpoint
+    stop_after_steps: int | None = None  # stop as a crash would after this many steps (tests, splitting runs)
+    log_every_steps: int = 50  # training-loss records in metrics.jsonl (and TensorBoard)
+    tensorboard: bool = True  # event files in tensorboard/ when tensorboardX is installed
 
 
 @dataclasses.dataclass

@@ -21,8 +21,10 @@ from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
 from recattn_jax.models import build_model
-from recattn_jax.train.checkpoint import BestCheckpoint
+from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
+from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
 from recattn_jax.train.losses import next_item_loss
+from recattn_jax.train.run_state import RunPosition, RunStopped, check_resumable
 
 SELECTION_METRIC = "NDCG@10"
 
@@ -65,12 +67,15 @@ def build_training(config: Config, num_items: int):
     return graphdef, state, train_step, nnx.graphdef(model)
 
 
-def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: int, on_step=None):
-    """One shuffled pass over the rows (at most `max_steps` steps); returns the state and per-step losses."""
+def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: int, on_step=None, start: int = 0):
+    """One shuffled pass over the rows (at most `max_steps` steps, from batch `start`); returns the state and
+    per-step losses."""
     train_key = jax.random.split(jax.random.key(config.seed))[1]
     losses = []
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
-    for idx in epoch_batches(arrays.num_rows, config.train.batch_size, rng):
+    for i, idx in enumerate(epoch_batches(arrays.num_rows, config.train.batch_size, rng)):
+        if i < start:
+            continue  # resuming mid-epoch: these batches were trained on before the interruption
         if len(losses) >= max_steps:
             break
         batch = {"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)}
@@ -88,19 +93,30 @@ def _check_config(config: Config) -> None:
         ("train.eval_every", config.train.eval_every),
         ("model.max_len", config.model.max_len),
         ("eval.batch_size", config.eval.batch_size),
+        ("train.log_every_steps", config.train.log_every_steps),
     ):
         if value < 1:
             raise ConfigError(f"{key}={value} must be at least 1")
+    for key, value in (
+        ("train.ckpt_every_steps", config.train.ckpt_every_steps),
+        ("train.stop_after_steps", config.train.stop_after_steps),
+    ):
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}={value} must be at least 0")
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     """Train with early stopping on valid NDCG@10, then report valid and test metrics of the best state.
 
-    Writes `results.json`, `config.yaml` and `checkpoints/` into `workdir` and returns the results.
+    Writes `results.json`, `config.yaml`, `metrics.jsonl`, `checkpoints/` (best) and `latest/` (for
+    `train.resume=true`) into `workdir` and returns the results. Raises `RunStopped` at
+    `train.stop_after_steps`.
     """
     _check_config(config)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    if config.train.resume:
+        check_resumable(config, workdir)
     OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
 
     split = load_split(config.data)
@@ -111,6 +127,14 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items)
     evaluator = Evaluator(model_graphdef, config.eval)
     checkpoint = BestCheckpoint(workdir / "checkpoints")
+    latest = LatestCheckpoint(workdir / "latest")
+    pos, resumed_from = RunPosition(), None
+    if config.train.resume and (restored := latest.restore(state)) is not None:
+        state, saved = restored
+        pos = RunPosition.from_json(saved)
+        resumed_from = pos.step
+    commit = git_commit()
+    log = RunLog(workdir, config, resumed_from=resumed_from, commit=commit)
 
     def evaluate(state, name):
         model, _ = nnx.merge(graphdef, state)
@@ -120,25 +144,61 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     total_steps = config.train.epochs * steps_per_epoch
     if config.train.max_steps is not None:
         total_steps = min(total_steps, config.train.max_steps)
-    best, bad_evals, step, epoch, train_seconds, history = -math.inf, 0, 0, 0, 0.0, []
-    epoch_loss = float("nan")
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=not config.train.progress)
+    every, stop_at = config.train.ckpt_every_steps, config.train.stop_after_steps
+    if stop_at is not None and stop_at <= pos.step:
+        stop_at = None  # a resumed run is already past it
+    bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not config.train.progress)
+    logged = {"step": pos.step}
 
-    def on_step(losses):
+    def on_step(losses):  # called after every step of a segment; pos.step is the step the segment began at
         bar.update(1)
-        if len(losses) % 10 == 0:
-            bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
+        step = pos.step + len(losses)
+        if step % config.train.log_every_steps == 0:
+            recent = losses[-min(len(losses), step - logged["step"]) :]
+            loss = float(np.mean(jax.device_get(recent)))
+            log.train(step=step, epoch=pos.epoch, loss=loss, lr=config.train.lr, seconds=pos.train_seconds)
+            logged["step"] = step
+            bar.set_postfix(loss=f"{loss:.4f}")
 
-    while step < total_steps:
-        epoch += 1
-        bar.set_description(f"epoch {epoch}")
-        started = time.perf_counter()
-        state, losses = run_epoch(train_step, state, arrays, config, epoch, total_steps - step, on_step)
-        step += len(losses)
-        epoch_loss = float(np.mean(jax.device_get(losses)))
-        train_seconds += time.perf_counter() - started
+    if resumed_from is not None:
+        bar.write(f"resumed at step {pos.step} (epoch {pos.epoch}, step {pos.epoch_step} of it) from {workdir}")
+    while True:
+        if not pos.in_epoch:
+            if pos.step >= total_steps or pos.early_stopped:
+                break
+            pos.epoch, pos.in_epoch, pos.epoch_step, pos.epoch_losses = pos.epoch + 1, True, 0, []
+        bar.set_description(f"epoch {pos.epoch}")
+        epoch_steps = min(steps_per_epoch, pos.epoch_step + total_steps - pos.step)
+        while pos.epoch_step < epoch_steps:  # segments between checkpoints
+            if stop_at is not None and pos.step >= stop_at:
+                bar.close()
+                log.close()
+                raise RunStopped(pos.step, workdir, latest.latest_step())
+            n = epoch_steps - pos.epoch_step
+            if every:
+                n = min(n, every - pos.step % every)
+            if stop_at is not None:
+                n = min(n, stop_at - pos.step)
+            started = time.perf_counter()
+            state, losses = run_epoch(train_step, state, arrays, config, pos.epoch, n, on_step, start=pos.epoch_step)
+            if not losses:
+                raise RuntimeError(f"epoch {pos.epoch} has no batch after step {pos.epoch_step}")
+            pos.epoch_losses += [float(x) for x in jax.device_get(losses)]
+            pos.train_seconds += time.perf_counter() - started
+            pos.step += len(losses)
+            pos.epoch_step += len(losses)
+            if every and pos.step % every == 0:
+                latest.save(pos.step, state, pos.to_json())
+        if stop_at is not None and pos.step >= stop_at and pos.step < total_steps:
+            bar.close()
+            log.close()
+            raise RunStopped(pos.step, workdir, latest.latest_step())
+        pos.in_epoch = False
+        epoch, step = pos.epoch, pos.step
+        epoch_loss = float(np.mean(np.asarray(pos.epoch_losses, np.float32)))
         if not math.isfinite(epoch_loss):
             bar.close()
+            log.close()
             raise FloatingPointError(
                 f"training diverged in epoch {epoch} (mean loss {epoch_loss}); "
                 f"the best checkpoint so far is kept in {workdir / 'checkpoints'}"
@@ -146,35 +206,44 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         if epoch % config.train.eval_every == 0 or step >= total_steps:
             valid = evaluate(state, "valid")
             score = valid["full"][SELECTION_METRIC]
-            history.append({"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score})
+            pos.history.append(
+                {"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score}
+            )
+            log.eval(step=step, epoch=epoch, loss=epoch_loss, seconds=pos.train_seconds, valid=valid)
             bar.write(f"epoch {epoch}: loss {epoch_loss:.4f}  valid full {SELECTION_METRIC} {score:.4f}")
-            if score > best:
-                best, bad_evals = score, 0
+            if score > pos.best_or_minus_inf():
+                pos.best, pos.bad_evals = score, 0
                 checkpoint.save(step, nnx.merge(graphdef, state)[0], score)
             else:
-                bad_evals += 1
-                if config.train.patience and bad_evals >= config.train.patience:
-                    bar.write(f"early stop: no better valid {SELECTION_METRIC} in {bad_evals} evaluations")
-                    break
+                pos.bad_evals += 1
+                if config.train.patience and pos.bad_evals >= config.train.patience:
+                    bar.write(f"early stop: no better valid {SELECTION_METRIC} in {pos.bad_evals} evaluations")
+                    pos.early_stopped = True
     bar.close()
+    latest.close()
 
     model, _ = nnx.merge(graphdef, state)
     best_step = checkpoint.restore_into(model)
     checkpoint.close()
     model_state = nnx.state(model)
+    train_loss = float(np.mean(np.asarray(pos.epoch_losses, np.float32))) if pos.epoch_losses else float("nan")
     results = {
         "valid": evaluator.evaluate(model_state, eval_sets["valid"]),
         "test": evaluator.evaluate(model_state, eval_sets["test"]),
-        "train_loss": epoch_loss,
-        "epochs": epoch,
-        "steps": step,
+        "train_loss": train_loss,
+        "epochs": pos.epoch,
+        "steps": pos.step,
         "best_step": best_step,
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / max(epoch, 1),
-        "history": history,
+        "train_seconds": pos.train_seconds,
+        "seconds_per_epoch": pos.train_seconds / max(pos.epoch, 1),
+        "history": pos.history,
+        "git_commit": commit,
+        "resumed_from": resumed_from,
         "data": split.data.report,
         "config": to_dict(config),
     }
+    log.write({"kind": "end", "step": pos.step, "best_step": best_step, **flat_metrics("test", results["test"])})
+    log.close()
     (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return results
 

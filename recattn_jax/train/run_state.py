@@ -1,0 +1,90 @@
+"""Where a run stands, saved beside the training state so that `train.resume=true` ends exactly as an
+uninterrupted run would.
+
+The rest needs no saving: the per-step RNG is `fold_in(key, optimizer.step)` (restored with the
+optimizer) and an epoch's batch order depends only on (seed, epoch), so skipping the epoch's first
+`epoch_step` batches puts the data iterator where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from recattn_jax.config import Config, to_config, to_dict
+from recattn_jax.errors import ConfigError
+
+# keys that may differ between an interrupted run and its resumption
+RESUME_FREE_KEYS = ("resume", "stop_after_steps", "progress", "tensorboard", "epochs", "max_steps")
+
+
+@dataclasses.dataclass
+class RunPosition:
+    epoch: int = 0  # the epoch in progress (in_epoch) or the last one finished; epochs count from 1
+    in_epoch: bool = False  # the epoch has steps or its evaluation still to do
+    epoch_step: int = 0  # steps done in the epoch
+    epoch_losses: list[float] = dataclasses.field(default_factory=list)  # their losses (float32 values)
+    step: int = 0  # steps done in all
+    best: float | None = None  # best valid NDCG@10 so far
+    bad_evals: int = 0  # evaluations since the best (early stopping)
+    early_stopped: bool = False
+    train_seconds: float = 0.0
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunPosition:
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+    def best_or_minus_inf(self) -> float:
+        return -math.inf if self.best is None else self.best
+
+
+class RunStopped(Exception):
+    """`train.stop_after_steps` was reached: the run stopped as a crash would, resumable from its latest checkpoint."""
+
+    def __init__(self, step: int, workdir: Path, checkpoint_step: int | None):
+        self.step, self.workdir, self.checkpoint_step = step, workdir, checkpoint_step
+        where = f"from step {checkpoint_step}" if checkpoint_step is not None else "from the start (no checkpoint yet)"
+        super().__init__(
+            f"stopped after {step} steps (train.stop_after_steps); continue {where} with "
+            f"train.resume=true hydra.run.dir={workdir}"
+        )
+
+
+def check_resumable(config: Config, workdir: Path) -> None:
+    """A resumed run must train what the interrupted one trained: only RESUME_FREE_KEYS of train may differ."""
+    saved_file = workdir / "config.yaml"
+    if not saved_file.exists():
+        return
+    saved = to_dict(to_config(OmegaConf.load(saved_file)))
+    current = to_dict(config)
+    for key in RESUME_FREE_KEYS:
+        saved["train"].pop(key, None)
+        current["train"].pop(key, None)
+    diffs = [
+        key for key in sorted(set(_flatten(saved)) | set(_flatten(current))) if _get(saved, key) != _get(current, key)
+    ]
+    if diffs:
+        shown = ", ".join(f"{k}={_get(current, k)!r} (was {_get(saved, k)!r})" for k in diffs[:5])
+        raise ConfigError(f"train.resume=true in {workdir}: the config differs from the interrupted run's: {shown}")
+
+
+def _flatten(node: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in node.items():
+        out += _flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return out
+
+
+def _get(node: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node

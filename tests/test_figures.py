@@ -1,0 +1,66 @@
+"""`experiments.figures quick=true` makes every figure and table; the worked example is computed right."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recattn_jax.data.load import PROJECT_ROOT
+from recattn_jax.figures import FIGURES
+from recattn_jax.figures.worked_example import SEED_OUTPUT, reading_per_position, reading_windows
+
+
+def test_worked_example_both_readings_match_numpy():
+    a, b = reading_windows(), reading_per_position()
+    np.testing.assert_allclose(a["weights"], a["weights_np"], atol=1e-6)
+    np.testing.assert_allclose(a["out"], a["out_np"], rtol=1e-6)
+    assert np.allclose(a["weights"].sum(axis=1), 1) and a["weights"][0, 2] > 0.99
+    scores = np.arange(1, 6) ** 2 + 1.0  # w_i x_i + b with w_i = x_i = i
+    expected = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+    np.testing.assert_allclose(b["weights"], expected, rtol=1e-5)
+    assert abs(b["out"] - expected @ np.arange(1, 6)) < 1e-5
+    assert b["out"] <= 5 < SEED_OUTPUT  # a convex combination of items <= 5 never reaches the seed's 18.0
+
+
+def quick_figures(out_dir, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.figures", f"out_dir={out_dir}", "quick=true", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_quick_figures_all_exist(tmp_path):
+    """Every figure and table; the comparison trains only SASRec here (all models: the slow test below)."""
+    proc = quick_figures(tmp_path, "models=sasrec")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in FIGURES:
+        for suffix in (".png", ".csv", ".md"):
+            path = tmp_path / f"{name}{suffix}"
+            assert path.exists() and path.stat().st_size > 0, path
+    assert "18" in (tmp_path / "worked_example.md").read_text()
+
+
+@pytest.mark.slow
+def test_quick_model_comparison_trains_every_registered_model(tmp_path):
+    from recattn_jax.models import MODELS
+
+    proc = quick_figures(tmp_path, "only=model_comparison")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "model_comparison.csv")
+    assert sorted(table["model"]) == sorted(MODELS) and (table["status"] == "ok").all()
+
+
+def test_unknown_figure_is_reported(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.figures", f"out_dir={tmp_path}", "only=nope"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "unknown figure" in proc.stderr

@@ -1,0 +1,94 @@
+"""Exact resume: a run stopped as a crash would and resumed ends with the metrics of an uninterrupted one."""
+
+import dataclasses
+import json
+
+import pytest
+
+from recattn_jax.train.logs import read_metrics
+from recattn_jax.train.loop import train_and_evaluate
+from recattn_jax.train.run_state import RunStopped
+
+TIMING_KEYS = {"train_seconds", "seconds_per_epoch", "resumed_from", "git_commit", "config"}
+
+
+def without_timing(results: dict) -> dict:
+    return {k: v for k, v in results.items() if k not in TIMING_KEYS}
+
+
+@pytest.fixture
+def three_epochs(tiny_config):
+    """About 4 steps per epoch, 3 epochs, an evaluation after each."""
+    train = dataclasses.replace(tiny_config.train, epochs=3, max_steps=None, ckpt_every_steps=3, log_every_steps=2)
+    return dataclasses.replace(tiny_config, train=train)
+
+
+def stop_then_resume(config, workdir, stops):
+    for stop in stops:
+        config.train.stop_after_steps = stop
+        with pytest.raises(RunStopped):
+            train_and_evaluate(config, workdir)
+        config.train.resume = True
+        assert not (workdir / "results.json").exists()
+    config.train.stop_after_steps = None
+    return train_and_evaluate(config, workdir)
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(three_epochs, tmp_path):
+    whole = train_and_evaluate(dataclasses.replace(three_epochs), tmp_path / "whole")
+    assert whole["steps"] >= 9 and len(whole["history"]) == 3
+    # 7: mid-epoch, resumed from step 6; 10: resumed from 9, then past the second epoch's evaluation
+    resumed = stop_then_resume(three_epochs, tmp_path / "resumed", [7, 10])
+    assert resumed["resumed_from"] == 9
+    assert without_timing(resumed) == without_timing(whole)
+    records = read_metrics(tmp_path / "resumed")
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["epoch"] for r in evals] == [1, 2, 3]  # no evaluation logged twice
+    assert [r["valid_full_NDCG@10"] for r in evals] == [h["valid_full_NDCG@10"] for h in whole["history"]]
+    assert records[-1]["kind"] == "end" and records[0]["git_commit"]
+
+
+@pytest.mark.slow
+def test_resume_without_checkpoint_starts_over(three_epochs, tmp_path):
+    three_epochs.train.ckpt_every_steps = 0
+    three_epochs.train.epochs = 1
+    whole = train_and_evaluate(dataclasses.replace(three_epochs), tmp_path / "whole")
+    resumed = stop_then_resume(three_epochs, tmp_path / "resumed", [2])
+    assert resumed["resumed_from"] is None and without_timing(resumed) == without_timing(whole)
+
+
+def test_metrics_jsonl_and_commit(tiny_config, tmp_path):
+    tiny_config.train.log_every_steps = 1
+    results = train_and_evaluate(tiny_config, tmp_path)
+    records = read_metrics(tmp_path)
+    kinds = [r["kind"] for r in records]
+    assert kinds == ["start", "train", "train", "eval", "end"]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2] and all(r["lr"] == tiny_config.train.lr for r in train)
+    assert records[3]["valid_full_NDCG@10"] == results["valid"]["full"]["NDCG@10"] or records[3]["step"] == 2
+    assert json.loads((tmp_path / "results.json").read_text())["git_commit"] == records[0]["git_commit"]
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        assert not (tmp_path / "tensorboard").exists()
+    else:
+        assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
+
+
+def test_a_partial_checkpoint_is_never_taken_for_whole(tmp_path):
+    """Orbax writes into `<step>.orbax-checkpoint-tmp-*` and renames when done; a kill leaves only the tmp dir."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from recattn_jax.train.checkpoint import LatestCheckpoint
+
+    model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+    state = nnx.state(model)
+    latest = LatestCheckpoint(tmp_path / "latest")
+    latest.save(3, state, {"step": 3})
+    latest.close()
+    (tmp_path / "latest" / "7.orbax-checkpoint-tmp-1234567").mkdir()  # what a kill mid-write leaves
+    latest = LatestCheckpoint(tmp_path / "latest")
+    assert latest.latest_step() == 3
+    restored, position = latest.restore(nnx.state(nnx.Linear(2, 2, rngs=nnx.Rngs(1))))
+    assert position == {"step": 3} and jnp.array_equal(restored["kernel"][...], state["kernel"][...])
