@@ -32,9 +32,7 @@ PEAK_TFLOPS, PEAK_TBPS = 790.0, 4.3
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench_attention.csv", help="CSV file to write")
-    p.add_argument(
-        "--backend", default="triton", choices=["triton", "interpret"], help="our kernels' backend"
-    )
+    p.add_argument("--backend", default="triton", choices=["triton", "interpret"], help="our kernels' backend")
     p.add_argument("--quick", action="store_true", help="a small grid (minutes, not tens of minutes)")
     p.add_argument("--check-only", action="store_true", help="run the correctness check and exit")
     p.add_argument("--max-b", type=int, default=1024, help="skip batch sizes above this")
@@ -66,15 +64,11 @@ def check(backend: str) -> bool:
         end = jnp.full((b,), s, jnp.int32).at[0].set(s // 2).at[-1].set(s - 1)  # row 0 fully padded
 
         def loss(be, q, k, v, start=start, end=end, causal=causal):
-            return jnp.sum(
-                kernels.attention(q, k, v, kv_start=start, kv_end=end, causal=causal, backend=be) ** 2
-            )
+            return jnp.sum(kernels.attention(q, k, v, kv_start=start, kv_end=end, causal=causal, backend=be) ** 2)
 
         got = jax.jit(jax.value_and_grad(lambda *a: loss(backend, *a), argnums=(0, 1, 2)))(q, k, v)
         want = jax.jit(jax.value_and_grad(lambda *a: loss("reference", *a), argnums=(0, 1, 2)))(q, k, v)
-        for name, g, w in zip(
-            ("loss", "dq", "dk", "dv"), [got[0], *got[1]], [want[0], *want[1]], strict=True
-        ):
+        for name, g, w in zip(("loss", "dq", "dk", "dv"), [got[0], *got[1]], [want[0], *want[1]], strict=True):
             err = float(jnp.max(jnp.abs(g - w)) / jnp.maximum(jnp.max(jnp.abs(w)), 1.0))
             bad = not np.isfinite(err) or err > 1e-4
             ok &= not bad
@@ -111,10 +105,7 @@ def _impls(backend, causal):
 
 def bench_attention(args, rows, b, t, s, n, h, dtype, causal):
     item = jnp.dtype(dtype).itemsize
-    if (
-        4 * b * max(t, s) * n * h * item * 3 / 2**30 > args.mem_gib
-        or 4 * b * n * t * s * 4 / 2**30 > args.mem_gib
-    ):
+    if 4 * b * max(t, s) * n * h * item * 3 / 2**30 > args.mem_gib or 4 * b * n * t * s * 4 / 2**30 > args.mem_gib:
         print(f"skip B={b} T={t} S={s} N={n} H={h}: over --mem-gib")
         return
     q, k, v = _rand((b, t, n, h), dtype, 0), _rand((b, s, n, h), dtype, 1), _rand((b, s, n, h), dtype, 2)
@@ -126,17 +117,14 @@ def bench_attention(args, rows, b, t, s, n, h, dtype, causal):
                 jax.jit(fn)
                 if mode == "fwd"
                 else jax.jit(
-                    jax.grad(
-                        lambda q, k, v, fn=fn: jnp.sum(fn(q, k, v).astype(jnp.float32)), argnums=(0, 1, 2)
-                    )
+                    jax.grad(lambda q, k, v, fn=fn: jnp.sum(fn(q, k, v).astype(jnp.float32)), argnums=(0, 1, 2))
                 )
             )
             try:
                 us = _time(f, q, k, v, repeats=args.repeats)
             except Exception as err:  # e.g. cuDNN needs bf16/fp16 or a supported head dim
                 print(
-                    f"{name} {mode} B={b} T={t} S={s} N={n} H={h} {jnp.dtype(dtype).name}: "
-                    f"n/a ({type(err).__name__})"
+                    f"{name} {mode} B={b} T={t} S={s} N={n} H={h} {jnp.dtype(dtype).name}: n/a ({type(err).__name__})"
                 )
                 rows.append(
                     dict(

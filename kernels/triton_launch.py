@@ -152,9 +152,7 @@ def launch(
     """Run kernel `module.name` over `grid`; returns the outputs described by `out_shapes`."""
     out_shapes = tuple(jax.ShapeDtypeStruct(s.shape, s.dtype) for s in out_shapes)
     if interpret:
-        callback = functools.partial(
-            _interpret_call, module, name, grid, tuple(scalars), out_shapes, dict(constexprs)
-        )
+        callback = functools.partial(_interpret_call, module, name, grid, tuple(scalars), out_shapes, dict(constexprs))
         # vmap is folded into the batch axis one level up (kernels.batching); sequential is the fallback
         return tuple(jax.pure_callback(callback, out_shapes, *arrays, vmap_method="sequential"))
     jt = require_gpu_triton()

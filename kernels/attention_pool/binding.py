@@ -49,9 +49,7 @@ def _forward(q, k, v, kv_start, kv_end, scale, interpret):
             num_stages=2,
         )
 
-    o, lse = fold_vmap_into_batch(call)(
-        _pad_head(q, hp), _pad_head(k, hp), _pad_head(v, hp), kv_start, kv_end
-    )
+    o, lse = fold_vmap_into_batch(call)(_pad_head(q, hp), _pad_head(k, hp), _pad_head(v, hp), kv_start, kv_end)
     return o[..., :h], lse
 
 

@@ -30,7 +30,11 @@ def backends() -> dict:
             out["triton"] = lambda q, k, v: kernels.attention(q, k, v, causal=True, backend="triton")
         for impl in ("xla", "cudnn"):
             out[impl] = lambda q, k, v, impl=impl: jax.nn.dot_product_attention(
-                q.astype(jnp.bfloat16), k.astype(jnp.bfloat16), v.astype(jnp.bfloat16), is_causal=True, implementation=impl
+                q.astype(jnp.bfloat16),
+                k.astype(jnp.bfloat16),
+                v.astype(jnp.bfloat16),
+                is_causal=True,
+                implementation=impl,
             )
     return out
 
@@ -77,15 +81,19 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
     notes = [f"Measured here: {here['device'].iloc[0]}, {today()}; median of repeats after a compile."]
     if CACHED.exists():
         cached = pd.read_csv(CACHED)
-        cached = cached[(cached.get("op", "attention") == "attention") & pd.to_numeric(cached["us"], errors="coerce").notna()]
+        cached = cached[
+            (cached.get("op", "attention") == "attention") & pd.to_numeric(cached["us"], errors="coerce").notna()
+        ]
         if not cached.empty:
             cached = cached.assign(us=pd.to_numeric(cached["us"]), device=cached.get("gpu", "cached GPU"))
             cached["measured"] = made_on(CACHED)
             tables.append(cached[[c for c in here.columns if c in cached]])
             notes.append(f"Cached: {CACHED.relative_to(RESULTS_DIR.parents[1])}, made {made_on(CACHED)}.")
     else:
-        notes.append("No cached GPU results (docs/results/bench_attention.csv); on a GPU run "
-                     "`python benchmarks/bench_attention.py --out docs/results/bench_attention.csv`.")
+        notes.append(
+            "No cached GPU results (docs/results/bench_attention.csv); on a GPU run "
+            "`python benchmarks/bench_attention.py --out docs/results/bench_attention.csv`."
+        )
     table = pd.concat(tables, ignore_index=True)
     paths = write_table(table, out_dir / "attention_speed", "Attention time against sequence length", notes)
     plt = pyplot()

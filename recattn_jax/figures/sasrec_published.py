@@ -77,8 +77,13 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
         ours_values = [row["ours HR@10"], row["ours NDCG@10"]]
         ax.bar(x + 0.2, np.nan_to_num(ours_values), 0.4, label="ours")
         for xi, v in zip(x, ours_values, strict=True):
-            ax.annotate("n/a" if np.isnan(v) else f"{v:.3f}", (xi + 0.2, 0 if np.isnan(v) else v), ha="center",
-                        va="bottom", fontsize=8)
+            ax.annotate(
+                "n/a" if np.isnan(v) else f"{v:.3f}",
+                (xi + 0.2, 0 if np.isnan(v) else v),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xticks(x, ["HR@10", "NDCG@10"])
         ax.set_title(f"{row['protocol']} ranking: {row['published']}", fontsize=8)
         ax.set_ylim(0, 1)

@@ -52,17 +52,23 @@ def cached_data() -> tuple[pd.DataFrame, dict[str, list[dict]], list[str]]:
                     value = SLICE[other] if (part[other] == SLICE[other]).any() else part[other].mode().iloc[0]
                     part = part[part[other] == value]
                 for value, group in part.groupby(key):
-                    rows.append({"key": key, "value": value, MAIN_METRIC: group[MAIN_METRIC].mean(), "runs": len(group)})
+                    rows.append(
+                        {"key": key, "value": value, MAIN_METRIC: group[MAIN_METRIC].mean(), "runs": len(group)}
+                    )
         notes.append(f"Sweep: {CACHED_SWEEP.name}, made {made_on(CACHED_SWEEP)} (mean over seeds).")
     else:
-        notes.append("No cached sweep yet: python -m experiments.train -m experiment=sweep_sasrec_ml1m, "
-                     "then copy its summary.csv to docs/results/sweep_sasrec_ml1m.csv.")
+        notes.append(
+            "No cached sweep yet: python -m experiments.train -m experiment=sweep_sasrec_ml1m, "
+            "then copy its summary.csv to docs/results/sweep_sasrec_ml1m.csv."
+        )
     if CACHED_CURVE.exists():
         curves["sasrec_ml1m_ce"] = [json.loads(line) for line in CACHED_CURVE.read_text().splitlines() if line.strip()]
         notes.append(f"Curve: {CACHED_CURVE.name}, made {made_on(CACHED_CURVE)}.")
     else:
-        notes.append("No cached curve yet: copy metrics.jsonl of experiment=sasrec_ml1m_ce to "
-                     "docs/results/sasrec_ml1m_ce.metrics.jsonl.")
+        notes.append(
+            "No cached curve yet: copy metrics.jsonl of experiment=sasrec_ml1m_ce to "
+            "docs/results/sasrec_ml1m_ce.metrics.jsonl."
+        )
     return pd.DataFrame(rows, columns=["key", "value", MAIN_METRIC, "runs"]), curves, notes
 
 

@@ -26,10 +26,29 @@ def full_cross_entropy(
     return _masked_mean(nll, targets != 0)
 
 
-def sample_negatives(rng: Array, targets: Int[Array, "B L"], num_items: int, count: int) -> Int[Array, "B L K"]:
-    """Uniform items in 1..I that differ from the position's positive (never padding)."""
-    draw = jax.random.randint(rng, (*targets.shape, count), 1, num_items)  # 1..I-1
-    return draw + (draw >= targets[..., None])  # skip the positive: uniform over the other I-1 items
+def sample_negatives(
+    rng: Array, targets: Int[Array, "B L"], num_items: int, count: int, tries: int = 4
+) -> Int[Array, "B L K"]:
+    """Uniform items in 1..I that are none of the row's positives (the user's items in the window).
+
+    Rejection sampling with `tries` draws per negative; where every draw hits a positive (rare), the
+    negative falls back to a uniform item other than that position's positive. Never padding.
+    """
+    draw_key, fallback_key = jax.random.split(rng)
+    draws = jax.random.randint(draw_key, (*targets.shape, count * tries), 1, num_items + 1)
+    row_items = jnp.sort(targets, axis=-1)  # [B, L] sorted for a binary-search membership test
+
+    def in_row(sorted_row, candidates):  # [L], [L, K*tries]
+        at = jnp.minimum(jnp.searchsorted(sorted_row, candidates), sorted_row.shape[0] - 1)
+        return sorted_row[at] == candidates
+
+    hit = jax.vmap(in_row)(row_items, draws)
+    first_free = jnp.argsort(hit, axis=-1, stable=True)[..., :count]  # free draws first, in draw order
+    chosen = jnp.take_along_axis(draws, first_free, axis=-1)
+    still_hit = jnp.take_along_axis(hit, first_free, axis=-1)
+    fallback = jax.random.randint(fallback_key, (*targets.shape, count), 1, num_items)  # 1..I-1
+    fallback = fallback + (fallback >= targets[..., None])  # skip the positive
+    return jnp.where(still_hit, fallback, chosen)
 
 
 def binary_cross_entropy(

@@ -46,3 +46,12 @@ def test_bce_equals_formula_with_the_drawn_negative():
 def test_unknown_loss():
     with pytest.raises(ConfigError, match=r"loss\.name"):
         next_item_loss("hinge")
+
+
+def test_negatives_avoid_every_positive_of_the_row():
+    # each row holds 4 of 30 items; negatives come from the other 26 (the fallback is ~never needed)
+    rng = np.random.default_rng(1)
+    targets = np.stack([rng.permutation(np.arange(1, 31))[:4] for _ in range(50)])
+    neg = np.asarray(sample_negatives(jax.random.key(1), jnp.asarray(targets), num_items=30, count=2))
+    for row, negs in zip(targets, neg, strict=True):
+        assert not set(negs.ravel()) & set(row)
