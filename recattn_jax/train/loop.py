@@ -21,6 +21,10 @@ from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
 from recattn_jax.models import build_model
+from recattn_jax.parallel.distributed import initialize as initialize_distributed
+from recattn_jax.parallel.distributed import is_primary
+from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
+from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
 from recattn_jax.train.checkpoint import BestCheckpoint
 from recattn_jax.train.losses import next_item_loss
 
@@ -59,9 +63,16 @@ def build_training(config: Config, num_items: int):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef)."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key))
+    loss_fn = next_item_loss(config.loss.name, config.loss.num_negatives)
+    layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
+    if layout is not None:
+        layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
+        loss_fn = sharded_next_item_loss(config.loss, layout)
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
-    train_step = make_train_step(graphdef, next_item_loss(config.loss.name, config.loss.num_negatives))
+    if layout is not None:
+        state = layout.place_state(state)  # item rows sharded over `model`, the rest replicated
+    train_step = make_train_step(graphdef, loss_fn)
     return graphdef, state, train_step, nnx.graphdef(model)
 
 
@@ -69,11 +80,12 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     """One shuffled pass over the rows (at most `max_steps` steps); returns the state and per-step losses."""
     train_key = jax.random.split(jax.random.key(config.seed))[1]
     losses = []
+    place = batch_placement(config)  # sharded over the mesh's `data` axis; identity on one device
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
     for idx in epoch_batches(arrays.num_rows, config.train.batch_size, rng):
         if len(losses) >= max_steps:
             break
-        batch = {"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)}
+        batch = place({"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)})
         state, metrics = train_step(state, batch, train_key)
         losses.append(metrics["loss"])
         if on_step is not None:
@@ -99,9 +111,11 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     Writes `results.json`, `config.yaml` and `checkpoints/` into `workdir` and returns the results.
     """
     _check_config(config)
+    initialize_distributed(config.distributed)  # multi-process runs: before the first JAX computation
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
+    if is_primary():  # only process 0 writes files; orbax checkpoints are written collectively
+        OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
 
     split = load_split(config.data)
     max_len = config.model.max_len
@@ -109,7 +123,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
 
     graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items)
-    evaluator = Evaluator(model_graphdef, config.eval)
+    evaluator = Evaluator(model_graphdef, config.eval, ParallelLayout.from_config(config, split.data.num_items))
     checkpoint = BestCheckpoint(workdir / "checkpoints")
 
     def evaluate(state, name):
@@ -175,7 +189,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         "data": split.data.report,
         "config": to_dict(config),
     }
-    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    if is_primary():
+        (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return results
 
 
