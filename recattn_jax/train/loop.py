@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from recattn_jax.config import Config, TrainConfig, to_dict
-from recattn_jax.data.batches import epoch_batches, next_item_arrays, take_rows
+from recattn_jax.data.batches import next_item_arrays, take_rows
+from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
@@ -82,10 +83,12 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     losses = []
     place = batch_placement(config)  # sharded over the mesh's `data` axis; identity on one device
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
-    for idx in epoch_batches(arrays.num_rows, config.train.batch_size, rng):
+    batches = training_batches(arrays, config.train.batch_size, arrays.inputs.shape[1], rng, config.train.bucketing)
+    for idx, length in batches:  # length < max_len: a bucket of short rows, cut to its newest positions
         if len(losses) >= max_steps:
             break
-        batch = place({"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)})
+        inputs, targets = take_rows(arrays.inputs, idx)[:, -length:], take_rows(arrays.targets, idx)[:, -length:]
+        batch = place({"inputs": inputs, "targets": targets})
         state, metrics = train_step(state, batch, train_key)
         losses.append(metrics["loss"])
         if on_step is not None:
