@@ -27,6 +27,7 @@ def restore_onto(path: str | Path, target: nnx.State, layout: ParallelLayout | N
     """The checkpoint at `path` (a save_state or BestCheckpoint item directory) in `target`'s shapes,
     placed by `layout` (None: one device)."""
     pure = nnx.to_pure_dict(target)
+    _check_only_item_rows_differ(path, pure)
     if layout is not None:
         shardings = layout.state_shardings(pure)
     else:
@@ -42,3 +43,22 @@ def restore_onto(path: str | Path, target: nnx.State, layout: ParallelLayout | N
         )
     nnx.replace_by_pure_dict(target, restored)
     return target
+
+
+def _check_only_item_rows_differ(path: str | Path, pure: dict) -> None:
+    """Padding/truncating is for mesh-pad rows only: any other shape change is a different model."""
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        metadata = checkpointer.metadata(Path(path).absolute())
+    saved = getattr(getattr(metadata, "item_metadata", metadata), "tree", metadata)
+
+    def by_name(tree):  # orbax metadata spells integer keys as strings
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return {tuple(str(getattr(k, "key", k)) for k in key_path): leaf for key_path, leaf in leaves}
+
+    have_shapes = {name: tuple(meta.shape) for name, meta in by_name(saved).items()}
+    for name, leaf in by_name(pure).items():
+        want, have = tuple(leaf.shape), have_shapes.get(name)
+        if have is None:
+            raise ValueError(f"{path}: no array {'/'.join(name)} in the checkpoint")
+        if want != have and (len(want) != len(have) or want[1:] != have[1:] or "positions" in name):
+            raise ValueError(f"{path}: {'/'.join(name)} has shape {have}, the target {want}")

@@ -17,18 +17,20 @@ from jaxtyping import Array, Float, Int
 from recattn_jax.parallel.mesh import ParallelLayout
 
 
-def _in_sorted(sorted_rows: Int[Array, "B P"], ids: Int[Array, " C"]) -> Array:
-    """[B, C] membership of ids in each row (rows sorted ascending), by binary search."""
-    pos = jax.vmap(lambda row: jnp.searchsorted(row, ids))(sorted_rows)
-    found = jnp.take_along_axis(sorted_rows, jnp.minimum(pos, sorted_rows.shape[1] - 1), axis=1)
-    return found == ids[None, :]
+def _in_chunk(seen: Int[Array, "B P"], start, chunk: int) -> Array:
+    """[B, C] mask of the history items among local rows start .. start+C-1 (a scatter of P items per user)."""
+    local = seen - start
+    local = jnp.where((local >= 0) & (local < chunk), local, chunk)  # outside the chunk: dropped below
+    rows = jnp.arange(seen.shape[0])[:, None]
+    return jnp.zeros((seen.shape[0], chunk), bool).at[rows, local].set(True, mode="drop")
 
 
-def _scan_chunks(user, table, chunk: int, offset, num_items: int, seen_sorted, init, update):
+def _scan_chunks(user, table, chunk: int, offset, num_items: int, seen, init, update):
     """Fold `update(carry, scores [B, C], ids [C], candidate [B, C])` over the table's rows in chunks."""
     rows = table.shape[0]
     chunk = min(chunk, rows)
     n_chunks = -(-rows // chunk)
+    local_seen = seen - offset  # history ids in this shard's row numbering
 
     def body(c, carry):
         start = jnp.minimum(c * chunk, rows - chunk)  # the last chunk overlaps the previous one...
@@ -37,15 +39,11 @@ def _scan_chunks(user, table, chunk: int, offset, num_items: int, seen_sorted, i
         block = jax.lax.dynamic_slice_in_dim(table, start, chunk)  # [C, D]
         scores = jnp.einsum("bd,cd->bc", user, block, preferred_element_type=jnp.float32)
         fresh = (local >= c * chunk) & (ids >= 1) & (ids <= num_items)  # ...whose rows are skipped here
-        candidate = fresh[None, :] & ~_in_sorted(seen_sorted, ids)
+        candidate = fresh[None, :] & ~_in_chunk(local_seen, start, chunk)
         return update(carry, scores, ids, candidate)
 
     carry = body(0, init)  # the first chunk outside the loop gives the carry its sharded (varying) type
     return jax.lax.fori_loop(1, n_chunks, body, carry) if n_chunks > 1 else carry
-
-
-def _sorted_history(seen: Int[Array, "B P"]) -> Int[Array, "B P"]:
-    return jnp.sort(seen, axis=1)
 
 
 def chunked_ranks(user, table, targets, seen, *, chunk: int, num_items: int, offset=0, target_score=None):
@@ -58,7 +56,7 @@ def chunked_ranks(user, table, targets, seen, *, chunk: int, num_items: int, off
         return count + jnp.sum(beats, axis=1, dtype=jnp.int32)
 
     init = jnp.zeros(user.shape[0], jnp.int32)
-    return _scan_chunks(user, table, chunk, offset, num_items, _sorted_history(seen), init, update)
+    return _scan_chunks(user, table, chunk, offset, num_items, seen, init, update)
 
 
 def chunked_topk(user, table, seen, k: int, *, chunk: int, num_items: int, offset=0):
@@ -74,7 +72,7 @@ def chunked_topk(user, table, seen, k: int, *, chunk: int, num_items: int, offse
 
     b = user.shape[0]
     init = (jnp.full((b, k), -jnp.inf, jnp.float32), jnp.zeros((b, k), jnp.int32))
-    return _scan_chunks(user, table, chunk, offset, num_items, _sorted_history(seen), init, update)
+    return _scan_chunks(user, table, chunk, offset, num_items, seen, init, update)
 
 
 def sharded_ranks(layout: ParallelLayout, chunk: int | None):
