@@ -86,11 +86,13 @@ def main() -> None:
         f"(max_len 200, batch 128), loss={args.loss}, {args.epochs} epochs each from seed 0.",
         f"Commit {env['commit']}; {env['machine']}; {env['device']}; jax {env['jax']}, flax {env['flax']}.",
         "",
-        "| train.bucketing | padded positions | s/epoch (first, with compile) | last-epoch loss | valid NDCG@10 | test NDCG@10 | test HR@10 |",
+        "| train.bucketing | padded positions | s/epoch (first, with compile) | last-epoch loss "
+        "| valid NDCG@10 | test NDCG@10 | test HR@10 |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['bucketing']} | {r['padded']:.1%} | {r['s_per_epoch']:.1f} ({r['first_epoch_s']:.1f}) | {r['train_loss']:.4f} | "
+        f"| {r['bucketing']} | {r['padded']:.1%} | {r['s_per_epoch']:.1f} ({r['first_epoch_s']:.1f}) "
+        f"| {r['train_loss']:.4f} | "
         f"{r['valid']:.4f} | {r['test']:.4f} | {r['test_hr']:.4f} |"
         for r in rows
     ]
