@@ -139,7 +139,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         total_steps = min(total_steps, config.train.max_steps)
     best, bad_evals, step, epoch, train_seconds, history = -math.inf, 0, 0, 0, 0.0, []
     epoch_loss = float("nan")
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=not config.train.progress)
+    bar = tqdm(total=total_steps, desc="train", unit="step", disable=not (config.train.progress and is_primary()))
 
     def on_step(losses):
         bar.update(1)
