@@ -87,7 +87,9 @@ def check_sharded_topk():
         np.testing.assert_allclose(got[0], want_scores, rtol=1e-6)
         ranks = chunked_ranks(user, table, targets, seen, chunk=chunk or 51, num_items=NUM_ITEMS)
         np.testing.assert_array_equal(ranks, want_ranks)
-        for data, model in ((4, 2), (2, 4), (1, 8)):
+        if chunk not in (None, 7):
+            continue  # the sharded variants: whole shards and a ragged chunk are enough (compile time)
+        for data, model in ((4, 2), (1, 8)):
             lay = layout(data, model)
             u = jax.device_put(user, lay.sharding("data"))
             t = jax.device_put(pad_rows(table, lay.rows), lay.sharding("model"))
