@@ -72,6 +72,7 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validations
     patience: int = 5  # validations without a better valid NDCG@10 before stopping; 0 = never stop early
     max_steps: int | None = None  # stop after this many steps in total (smoke tests)
+    bucketing: bool = False  # batches of similar-length rows, padded to a few fixed lengths (fewer padded positions)
     progress: bool = True  # tqdm bar
     ckpt_every_steps: int = 500  # the latest (model, optimizer, position) state, for train.resume; 0 = never
     resume: bool = False  # continue the run in hydra.run.dir from its latest checkpoint
@@ -87,11 +88,30 @@ class EvalConfig:
     num_negatives: int = 100  # the sampled protocol of the SASRec paper
     seed: int = 0  # negatives are drawn once from this seed
     sampled: bool = True
+    item_chunk: int | None = None  # score items in chunks of this many rows (bounded memory); None = all at once
 
 
 @dataclasses.dataclass
 class KernelConfig:
     backend: str = "auto"  # auto | reference | triton | interpret
+
+
+@dataclasses.dataclass
+class MeshConfig:
+    """Device mesh: the batch is sharded over `data`, item-row tables over `model` (data x model devices)."""
+
+    data: int | None = None  # None: every device not used by `model`
+    model: int = 1
+
+
+@dataclasses.dataclass
+class DistributedConfig:
+    """Multi-process start (`jax.distributed.initialize`); None everywhere: single process, or the cluster's env."""
+
+    coordinator: str | None = None  # HOST:PORT of process 0
+    num_processes: int | None = None
+    process_id: int | None = None
+    enabled: bool = False  # true: initialize from the cluster environment (SLURM, ...) without explicit keys
 
 
 @dataclasses.dataclass
@@ -103,6 +123,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 def register_configs() -> None:

@@ -16,6 +16,13 @@ Generative story (all draws from one ``np.random.default_rng(spec.seed)``):
 
 A first-order sequence model can thus predict the sequel-driven half of the next items, which
 global popularity cannot. Generation is vectorised across users (one Python loop over time steps).
+
+Scale: memory is O(interactions + items) beyond ML-1M size. The seen (user, item) pairs are a dense
+[U, I+1] matrix up to DENSE_SEEN_LIMIT cells and an open-addressing hash set beyond (same answers,
+so the same output); output is written ragged, not as [U, max_length]. Topics larger than HUGE_TOPIC
+items (about 1M-item catalogues) draw sequels and items by rejection instead of over all members:
+the same distributions, another random stream. Below those sizes output is byte-identical to before.
+100k users x 1M items: see benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -128,6 +135,89 @@ def _weighted_choice(weights: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return np.minimum(idx, last_positive)
 
 
+DENSE_SEEN_LIMIT = 2**28  # U x (I+1) cells: a dense bool matrix up to 256 MB, a hash set of pairs beyond
+HUGE_TOPIC = 20_000  # larger topics: sequels by rejection (not Gumbel top-k), more rejection draws per step
+
+
+class _DenseSeen:
+    """(user, item) pairs seen so far as a dense [U, I+1] bool matrix (item 0, padding, counts as seen)."""
+
+    def __init__(self, num_users: int, num_items: int, num_pairs: int):
+        del num_pairs
+        self.matrix = np.zeros((num_users, num_items + 1), dtype=bool)
+        self.matrix[:, 0] = True
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.matrix[users, items]
+
+    def add(self, users: np.ndarray, items: np.ndarray) -> None:
+        self.matrix[users, items] = True
+
+
+class _HashedSeen:
+    """The same set as an open-addressing hash table of keys user * (I+1) + item: memory O(interactions)."""
+
+    def __init__(self, num_users: int, num_items: int, num_pairs: int):
+        capacity = 1 << max(4, int(2 * num_pairs - 1).bit_length())  # load factor <= 1/2
+        self.keys = np.full(capacity, -1, dtype=np.int64)
+        self.stride = num_items + 1
+        self.shift = np.uint64(64 - (capacity.bit_length() - 1))
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        mixed = keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing (wraps mod 2**64)
+        return (mixed >> self.shift).astype(np.int64)
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        users, items = np.broadcast_arrays(users, items)
+        keys = (users * self.stride + items).ravel()
+        found = (items == 0).ravel()  # padding is never drawn
+        slot = self._slots(keys)
+        pending = np.flatnonzero(~found)
+        mask = self.keys.size - 1
+        while pending.size:
+            stored = self.keys[slot[pending]]
+            hit = stored == keys[pending]
+            found[pending[hit]] = True
+            pending = pending[~hit & (stored != -1)]  # neither found nor an empty slot: probe on
+            slot[pending] = (slot[pending] + 1) & mask
+        return found.reshape(users.shape)
+
+    def add(self, users: np.ndarray, items: np.ndarray) -> None:
+        keys = users * self.stride + items  # distinct: users are distinct within a step
+        slot = self._slots(keys)
+        mask = self.keys.size - 1
+        pending = np.arange(keys.size)
+        while pending.size:
+            free = self.keys[slot[pending]] == -1
+            self.keys[slot[pending[free]]] = keys[pending[free]]  # colliding writers: one wins, the rest probe on
+            placed = self.keys[slot[pending]] == keys[pending]
+            pending = pending[~placed]
+            slot[pending] = (slot[pending] + 1) & mask
+
+
+def _seen_set(num_users: int, num_items: int, num_pairs: int):
+    dense = num_users * (num_items + 1) <= DENSE_SEEN_LIMIT
+    return (_DenseSeen if dense else _HashedSeen)(num_users, num_items, num_pairs)
+
+
+def _sequels_by_rejection(members, popularity, k, rng) -> np.ndarray:
+    """[m, k] distinct other members per member, drawn by popularity without replacement, first drawn first.
+
+    The same distribution as the Gumbel top-k draw, in O(m k) draws instead of O(m^2): for huge topics.
+    """
+    cdf = np.cumsum(popularity[members])
+    cdf /= cdf[-1]
+    chosen = np.zeros((members.size, k), dtype=np.int64)  # member indices + 1; 0 = not yet drawn
+    for j in range(k):
+        pending = np.arange(members.size)
+        while pending.size:
+            draw = np.minimum(np.searchsorted(cdf, rng.random(pending.size), side="right"), members.size - 1)
+            ok = (draw != pending) & ~(chosen[pending, :j] == draw[:, None] + 1).any(axis=1)
+            chosen[pending[ok], j] = draw[ok] + 1
+            pending = pending[~ok]
+    return members[chosen - 1]
+
+
 def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
     """Generate interactions for ``spec``.
 
@@ -156,6 +246,9 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
         if k == 0:
             continue
         # Sequels: k distinct other items of the topic drawn by popularity (Gumbel top-k), strongest first.
+        if members.size > HUGE_TOPIC:
+            successors[members, :k] = _sequels_by_rejection(members, popularity, k, rng)
+            continue
         log_pop = np.log(popularity[members])
         for start in range(0, members.size, 1024):  # bounded [rows, m] blocks for huge topics
             rows = np.arange(start, min(start + 1024, members.size))
@@ -173,10 +266,11 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
     lengths = _sample_lengths(spec, rng)
     max_len = int(lengths.max())
 
-    seen = np.zeros((n_users, n_items + 1), dtype=bool)
-    seen[:, 0] = True  # padding id never drawn
+    seen = _seen_set(n_users, n_items, int(lengths.sum()))  # padding id 0 counts as seen: never drawn
     remaining = np.broadcast_to(topic_size, (n_users, n_topics)).copy()
-    out = np.zeros((n_users, max_len), dtype=np.int32 if n_items < 2**31 - 1 else np.int64)
+    # ragged output: user u's items at start[u] .. start[u] + lengths[u] - 1, users in order
+    out = np.zeros(int(lengths.sum()), dtype=np.int32 if n_items < 2**31 - 1 else np.int64)
+    start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     order = np.argsort(-lengths, kind="stable")  # users active at step s: order[: n_active[s]]
     n_active = np.searchsorted(-lengths[order], -np.arange(max_len), side="left")
 
@@ -190,8 +284,8 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
             want = rng.random(n) < spec.p_sequential
             rows = np.flatnonzero(want)
             if rows.size:
-                cand = successors[out[users[rows], step - 1]]  # [r, K]
-                w = successor_weight[None, :] * ~seen[users[rows, None], cand]
+                cand = successors[out[start[users[rows]] + step - 1]]  # [r, K]
+                w = successor_weight[None, :] * ~seen.contains(users[rows, None], cand)
                 ok = w.sum(axis=1) > 0
                 rows, cand, w = rows[ok], cand[ok], w[ok]
                 if rows.size:
@@ -208,23 +302,34 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
             topic = _weighted_choice(tw, rng)
             # Cheap rejection draws first, then an exact draw over the topic's unseen items.
             pending = np.arange(rows.size)
-            for _ in range(3):
-                pos = (topic_pop_cdf[topic[pending]] <= rng.random(pending.size)[:, None]).sum(axis=1)
+            for _ in range(3 if max_topic <= HUGE_TOPIC else 64):  # exact draws over a huge topic are costly
+                pos = _count_at_most(topic_pop_cdf, topic[pending], rng.random(pending.size))
                 item = topic_items[topic[pending], np.minimum(pos, max_topic - 1)]
-                fresh = ~seen[u[pending], item]
+                fresh = ~seen.contains(u[pending], item)
                 chosen[rows[pending[fresh]]] = item[fresh]
                 pending = pending[~fresh]
                 if not pending.size:
                     break
             if pending.size:
                 cand = topic_items[topic[pending]]  # [p, max_topic]
-                w = topic_pop[topic[pending]] * ~seen[u[pending, None], cand]
+                w = topic_pop[topic[pending]] * ~seen.contains(u[pending, None], cand)
                 chosen[rows[pending]] = cand[np.arange(pending.size), _weighted_choice(w, rng)]
 
-        seen[users, chosen] = True
+        seen.add(users, chosen)
         remaining[users, item_topic[chosen]] -= 1  # users are distinct within a step
-        out[users, step] = chosen
+        out[start[users] + step] = chosen
 
     users_out = np.repeat(np.arange(1, n_users + 1, dtype=np.int64), lengths)
-    items_out = out[np.arange(max_len)[None, :] < lengths[:, None]].astype(np.int64)
-    return users_out, items_out
+    return users_out, out.astype(np.int64)
+
+
+def _count_at_most(cdf: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(cdf[rows[j]] <= values[j]).sum() for each j, by binary search per row (cdf rows non-decreasing)."""
+    out = np.empty(rows.size, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    bounds = np.searchsorted(rows[order], np.arange(cdf.shape[0] + 1))
+    for r in range(cdf.shape[0]):
+        idx = order[bounds[r] : bounds[r + 1]]
+        if idx.size:
+            out[idx] = np.searchsorted(cdf[r], values[idx], side="right")
+    return out

@@ -20,6 +20,8 @@ from recattn_jax.data.batches import left_pad, sample_unseen
 from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.eval.metrics import ranking_metrics
 from recattn_jax.models.scoring import score_all, score_items
+from recattn_jax.parallel.mesh import to_host
+from recattn_jax.parallel.topk import chunked_ranks, sharded_ranks
 
 SPLIT_SEEDS = {"valid": 1, "test": 2}  # valid and test draw different negatives from the same eval.seed
 
@@ -68,15 +70,25 @@ def build_eval_set(split: LeaveOneOutSplit, name: str, max_len: int, config: Eva
 
 
 class Evaluator:
-    """Jitted, user-batched scoring of a model (given as NNX graphdef + state) on fixed eval sets."""
+    """Jitted, user-batched scoring of a model (given as NNX graphdef + state) on fixed eval sets.
 
-    def __init__(self, graphdef: nnx.GraphDef, config: EvalConfig):
-        self.config = config
+    With `eval.item_chunk` or a mesh (`layout`), full ranking scans the items in chunks (bounded
+    memory) and, on a mesh, per item shard (recattn_jax/parallel/topk.py); otherwise it scores all items at once.
+    """
+
+    def __init__(self, graphdef: nnx.GraphDef, config: EvalConfig, layout=None):
+        self.config, self.layout = config, layout
+        item_ranks = _item_ranks(config, layout)
 
         @jax.jit
         def full(state, inputs, targets, seen):
             model = nnx.merge(graphdef, state)
-            return full_ranks(score_all(model, inputs), targets, seen)
+            if item_ranks is not None and not hasattr(model, "score_all"):
+                return item_ranks(model.user_representation(inputs), model.item_table(), targets, seen)
+            scores = score_all(model, inputs)
+            if layout is not None:
+                scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items
+            return full_ranks(scores, targets, seen)
 
         @jax.jit
         def sampled(state, inputs, candidates):
@@ -88,16 +100,31 @@ class Evaluator:
     def evaluate(self, state, eval_set: EvalSet) -> dict[str, dict[str, float]]:
         full, sampled = [], []
         size = self.config.batch_size
+        place = self.layout.place_batch if self.layout is not None else lambda arrays: arrays
+        host = to_host if self.layout is not None else np.asarray
         for start in range(0, len(eval_set.users), size):
             # pad the last batch to the full size so every batch reuses one compiled program
             rows = np.arange(start, start + size) % len(eval_set.users)
             n = min(size, len(eval_set.users) - start)
-            full.append(
-                np.asarray(self._full(state, eval_set.inputs[rows], eval_set.targets[rows], eval_set.seen[rows]))[:n]
+            batch = place(
+                {"inputs": eval_set.inputs[rows], "targets": eval_set.targets[rows], "seen": eval_set.seen[rows]}
+                | ({} if eval_set.candidates is None else {"candidates": eval_set.candidates[rows]})
             )
+            full.append(host(self._full(state, batch["inputs"], batch["targets"], batch["seen"]))[:n])
             if eval_set.candidates is not None:
-                sampled.append(np.asarray(self._sampled(state, eval_set.inputs[rows], eval_set.candidates[rows]))[:n])
+                sampled.append(host(self._sampled(state, batch["inputs"], batch["candidates"]))[:n])
         out = {"full": ranking_metrics(np.concatenate(full), self.config.ks)}
         if sampled:
             out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)
         return out
+
+
+def _item_ranks(config: EvalConfig, layout):
+    """The chunked / sharded rank function f(user, table, targets, seen), or None for all items at once."""
+    if layout is not None:
+        return sharded_ranks(layout, config.item_chunk)
+    if config.item_chunk:
+        return lambda user, table, targets, seen: chunked_ranks(
+            user, table, targets, seen, chunk=config.item_chunk, num_items=table.shape[0] - 1
+        )
+    return None

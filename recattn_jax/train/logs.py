@@ -62,6 +62,7 @@ class RunLog:
 
     def __init__(self, workdir: str | Path, config: Config, *, resumed_from: int | None = None, commit: str = ""):
         self.path = Path(workdir) / METRICS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if resumed_from is not None:
             self._truncate_after(resumed_from)
         elif self.path.exists():

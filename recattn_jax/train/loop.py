@@ -16,11 +16,16 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from recattn_jax.config import Config, TrainConfig, to_dict
-from recattn_jax.data.batches import epoch_batches, next_item_arrays, take_rows
+from recattn_jax.data.batches import next_item_arrays, take_rows
+from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
 from recattn_jax.models import build_model
+from recattn_jax.parallel.distributed import initialize as initialize_distributed
+from recattn_jax.parallel.distributed import is_primary
+from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
+from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
 from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
 from recattn_jax.train.losses import next_item_loss
@@ -61,9 +66,16 @@ def build_training(config: Config, num_items: int):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef)."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key))
+    loss_fn = next_item_loss(config.loss.name, config.loss.num_negatives)
+    layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
+    if layout is not None:
+        layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
+        loss_fn = sharded_next_item_loss(config.loss, layout)
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
-    train_step = make_train_step(graphdef, next_item_loss(config.loss.name, config.loss.num_negatives))
+    if layout is not None:
+        state = layout.place_state(state)  # item rows sharded over `model`, the rest replicated
+    train_step = make_train_step(graphdef, loss_fn)
     return graphdef, state, train_step, nnx.graphdef(model)
 
 
@@ -72,13 +84,16 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     per-step losses."""
     train_key = jax.random.split(jax.random.key(config.seed))[1]
     losses = []
+    place = batch_placement(config)  # sharded over the mesh's `data` axis; identity on one device
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
-    for i, idx in enumerate(epoch_batches(arrays.num_rows, config.train.batch_size, rng)):
+    batches = training_batches(arrays, config.train.batch_size, arrays.inputs.shape[1], rng, config.train.bucketing)
+    for i, (idx, length) in enumerate(batches):  # length < max_len: a bucket of short rows, cut to its newest
         if i < start:
             continue  # resuming mid-epoch: these batches were trained on before the interruption
         if len(losses) >= max_steps:
             break
-        batch = {"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)}
+        inputs, targets = take_rows(arrays.inputs, idx)[:, -length:], take_rows(arrays.targets, idx)[:, -length:]
+        batch = place({"inputs": inputs, "targets": targets})
         state, metrics = train_step(state, batch, train_key)
         losses.append(metrics["loss"])
         if on_step is not None:
@@ -113,11 +128,13 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     `train.stop_after_steps`.
     """
     _check_config(config)
+    initialize_distributed(config.distributed)  # multi-process runs: before the first JAX computation
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if config.train.resume:
         check_resumable(config, workdir)
-    OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
+    if is_primary():  # only process 0 writes files; orbax checkpoints are written collectively
+        OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
 
     split = load_split(config.data)
     max_len = config.model.max_len
@@ -125,7 +142,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
 
     graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items)
-    evaluator = Evaluator(model_graphdef, config.eval)
+    evaluator = Evaluator(model_graphdef, config.eval, ParallelLayout.from_config(config, split.data.num_items))
     checkpoint = BestCheckpoint(workdir / "checkpoints")
     latest = LatestCheckpoint(workdir / "latest")
     pos, resumed_from = RunPosition(), None
@@ -134,7 +151,9 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         pos = RunPosition.from_json(saved)
         resumed_from = pos.step
     commit = git_commit()
-    log = RunLog(workdir, config, resumed_from=resumed_from, commit=commit)
+    # process 0 logs into the run directory, any other process into a subfolder of its own
+    log_dir = workdir if is_primary() else workdir / f"process_{jax.process_index()}"
+    log = RunLog(log_dir, config, resumed_from=resumed_from, commit=commit)
 
     def evaluate(state, name):
         model, _ = nnx.merge(graphdef, state)
@@ -147,7 +166,13 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     every, stop_at = config.train.ckpt_every_steps, config.train.stop_after_steps
     if stop_at is not None and stop_at <= pos.step:
         stop_at = None  # a resumed run is already past it
-    bar = tqdm(total=total_steps, initial=pos.step, desc="train", unit="step", disable=not config.train.progress)
+    bar = tqdm(
+        total=total_steps,
+        initial=pos.step,
+        desc="train",
+        unit="step",
+        disable=not (config.train.progress and is_primary()),
+    )
     logged = {"step": pos.step}
 
     def on_step(losses):  # called after every step of a segment; pos.step is the step the segment began at
@@ -244,7 +269,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     }
     log.write({"kind": "end", "step": pos.step, "best_step": best_step, **flat_metrics("test", results["test"])})
     log.close()
-    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    if is_primary():
+        (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return results
 
 

@@ -1,0 +1,132 @@
+"""The device mesh from `mesh.data` x `mesh.model`, and where each array of a run lives on it.
+
+Axis legend: `data` shards the batch (users / training rows), `model` shards item-row tables
+(the item embedding and any [I+1, ...] output table) by rows. The item table has I+1 rows (0 = padding);
+it is padded with zero rows to a multiple of the `model` axis, and the pad rows (ids > I) are masked
+wherever items are candidates (losses, ranking), so they never compete and get no gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from recattn_jax.config import Config, MeshConfig
+from recattn_jax.errors import ConfigError
+
+AXES = ("data", "model")
+
+
+def make_mesh(config: MeshConfig) -> Mesh:
+    """A (data, model) mesh over the first data*model devices of every process (model-major within a process)."""
+    devices = jax.devices()
+    model = config.model
+    data = config.data if config.data is not None else len(devices) // max(model, 1)
+    if model < 1 or data < 1 or data * model > len(devices):
+        raise ConfigError(
+            f"mesh.data={config.data} mesh.model={config.model}: needs data*model <= {len(devices)} devices, both >= 1"
+        )
+    return Mesh(np.asarray(devices[: data * model]).reshape(data, model), AXES)
+
+
+def padded_rows(num_items: int, model: int) -> int:
+    """I+1 item rows (0 = padding) rounded up to a multiple of the `model` axis."""
+    return -(-(num_items + 1) // model) * model
+
+
+def is_item_rows(path, leaf, rows: int) -> bool:
+    """An array indexed by item id: leading dim == the item-row count (not the position table)."""
+    name = jax.tree_util.keystr(path)
+    return getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == rows and "position" not in name
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelLayout:
+    """The mesh of a run and the shardings of its state, batches and evaluation arrays."""
+
+    mesh: Mesh
+    num_items: int
+
+    @classmethod
+    def from_config(cls, config: Config, num_items: int) -> ParallelLayout | None:
+        """None for one device in one process: the single-device code path, bit for bit."""
+        mesh = make_mesh(config.mesh)
+        if mesh.size == 1 and jax.process_count() == 1:
+            return None
+        data = mesh.shape["data"]
+        for key, value in (("train.batch_size", config.train.batch_size), ("eval.batch_size", config.eval.batch_size)):
+            if value % data:
+                raise ConfigError(f"{key}={value} must be a multiple of mesh.data={data}")
+        return cls(mesh, num_items)
+
+    @property
+    def rows(self) -> int:
+        return padded_rows(self.num_items, self.mesh.shape["model"])
+
+    def sharding(self, *spec) -> NamedSharding:
+        return NamedSharding(self.mesh, P(*spec))
+
+    def pad_items(self, model: nnx.Module) -> None:
+        """Append zero rows to every item-row parameter of `model` (in place) up to `rows`."""
+        state = nnx.state(model)
+        extra = self.rows - (self.num_items + 1)
+        if extra == 0:
+            return
+
+        def pad(path, leaf):
+            if not is_item_rows(path, leaf, self.num_items + 1):
+                return leaf
+            return jnp.concatenate([leaf, jnp.zeros((extra, *leaf.shape[1:]), leaf.dtype)])
+
+        nnx.update(model, jax.tree_util.tree_map_with_path(pad, state))
+
+    def state_shardings(self, state):
+        """Item-row arrays row-sharded over `model`, everything else replicated."""
+
+        def spec(path, leaf):
+            if is_item_rows(path, leaf, self.rows):
+                return self.sharding("model")
+            return self.sharding()
+
+        return jax.tree_util.tree_map_with_path(spec, state)
+
+    def place_state(self, state):
+        return jax.tree.map(place_global, state, self.state_shardings(state))
+
+    def place_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """Host rows [B, ...] sharded over `data`; each process reads only the rows of its own devices."""
+        return {k: place_global(v, self.sharding("data")) for k, v in batch.items()}
+
+    def replicate(self, value):
+        return place_global(value, self.sharding())
+
+
+def place_global(value, sharding: NamedSharding) -> jax.Array:
+    """A global array from a host value every process holds in full; each process fills its own devices."""
+    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        return jax.device_put(value, sharding)
+    host = np.asarray(value)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def to_host(value: jax.Array) -> np.ndarray:
+    """The whole of a (possibly multi-process) global array as numpy, on every process."""
+    if value.is_fully_addressable:
+        return np.asarray(value)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+
+
+def batch_placement(config: Config):
+    """f(host batch) -> batch on the mesh's `data` axis; the identity on one device in one process."""
+    mesh = make_mesh(config.mesh)
+    if mesh.size == 1 and jax.process_count() == 1:
+        return lambda batch: batch
+    return ParallelLayout(mesh, 0).place_batch

@@ -1,0 +1,185 @@
+"""Multi-device checks on 8 forced CPU devices, one per subprocess: `python -m tests.parallel.multidevice_checks NAME`.
+
+XLA_FLAGS must be set before jax is imported, so these run outside the pytest process
+(see test_multidevice.py). Each check raises AssertionError on failure.
+"""
+
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+
+import dataclasses
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from recattn_jax.config import MeshConfig, to_config
+from recattn_jax.data.batches import next_item_arrays
+from recattn_jax.data.load import load_split
+from recattn_jax.eval.ranking import full_ranks
+from recattn_jax.parallel.mesh import ParallelLayout, batch_placement, make_mesh
+from recattn_jax.parallel.sharded_ce import sharded_cross_entropy
+from recattn_jax.parallel.topk import chunked_ranks, chunked_topk, full_topk, sharded_ranks, sharded_topk
+from recattn_jax.train.loop import build_training, run_epoch, train_and_evaluate
+from recattn_jax.train.losses import full_cross_entropy
+from tests.conftest import TINY
+
+NUM_ITEMS = 50  # 51 rows: not a multiple of the model axis, so mesh padding is exercised
+
+
+def layout(data: int, model: int, num_items: int = NUM_ITEMS) -> ParallelLayout:
+    return ParallelLayout(make_mesh(MeshConfig(data, model)), num_items)
+
+
+def pad_rows(table, rows):
+    return jnp.concatenate([table, jnp.zeros((rows - table.shape[0], *table.shape[1:]), table.dtype)])
+
+
+def check_sharded_ce():
+    """Loss and gradients from item-sharded logits equal the unsharded CE; no all-gather of the table."""
+    lay = layout(4, 2)
+    k = jax.random.split(jax.random.key(0), 3)
+    hidden = jax.random.normal(k[0], (8, 5, 16))
+    table = jax.random.normal(k[1], (NUM_ITEMS + 1, 16))
+    targets = jax.random.randint(k[2], (8, 5), 0, NUM_ITEMS + 1).at[0].set(0)
+    sharded_loss = sharded_cross_entropy(lay)
+
+    def ref(h, t):
+        return full_cross_entropy(h, t, targets, None)
+
+    def sharded(h, t):
+        return sharded_loss(h, t, targets, None)
+
+    h = jax.device_put(hidden, lay.sharding("data"))
+    t = jax.device_put(pad_rows(table, lay.rows), lay.sharding("model"))
+    np.testing.assert_allclose(jax.jit(sharded)(h, t), ref(hidden, table), rtol=1e-6)
+    g_ref = jax.grad(ref, argnums=(0, 1))(hidden, table)
+    g = jax.jit(jax.grad(sharded, argnums=(0, 1)))(h, t)
+    np.testing.assert_allclose(g[0], g_ref[0], atol=1e-6)
+    np.testing.assert_allclose(g[1][: NUM_ITEMS + 1], g_ref[1], atol=1e-6)
+    assert not np.any(np.asarray(g[1][NUM_ITEMS + 1 :])), "mesh-pad rows got a gradient"
+    hlo = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1))).lower(h, t).compile().as_text()
+    assert "all-gather" not in hlo, "the item table was gathered"
+
+
+def _scoring_inputs(users=8, dim=16, history=7):
+    k = jax.random.split(jax.random.key(1), 4)
+    user = jax.random.normal(k[0], (users, dim))
+    table = jax.random.normal(k[1], (NUM_ITEMS + 1, dim))
+    table = table.at[9].set(table[8])  # a tie: the lower id must win
+    seen = jax.random.randint(k[2], (users, history), 0, NUM_ITEMS + 1).at[:, -2:].set(0)
+    targets = jax.random.randint(k[3], (users,), 1, NUM_ITEMS + 1)
+    return user, table, seen, targets
+
+
+def check_sharded_topk():
+    """Per-shard chunked top-K merged across shards equals top-K over the whole score matrix; ranks too."""
+    user, table, seen, targets = _scoring_inputs()
+    scores = user @ table.T
+    want_scores, want_ids = full_topk(scores, seen, 10, NUM_ITEMS)
+    want_ranks = full_ranks(scores, targets, seen)
+    for chunk in (None, 4, 7, 64):  # 7 does not divide a shard's rows: the last chunk overlaps
+        got = chunked_topk(user, table, seen, 10, chunk=chunk or 51, num_items=NUM_ITEMS)
+        np.testing.assert_array_equal(got[1], want_ids)
+        np.testing.assert_allclose(got[0], want_scores, rtol=1e-6)
+        ranks = chunked_ranks(user, table, targets, seen, chunk=chunk or 51, num_items=NUM_ITEMS)
+        np.testing.assert_array_equal(ranks, want_ranks)
+        if chunk not in (None, 7):
+            continue  # the sharded variants: whole shards and a ragged chunk are enough (compile time)
+        for data, model in ((4, 2), (1, 8)):
+            lay = layout(data, model)
+            u = jax.device_put(user, lay.sharding("data"))
+            t = jax.device_put(pad_rows(table, lay.rows), lay.sharding("model"))
+            s = jax.device_put(seen, lay.sharding("data"))
+            got = jax.jit(sharded_topk(lay, 10, chunk))(u, t, s)
+            np.testing.assert_array_equal(got[1], want_ids, err_msg=f"{data}x{model} chunk {chunk}")
+            np.testing.assert_allclose(got[0], want_scores, rtol=1e-6)
+            tg = jax.device_put(targets, lay.sharding("data"))
+            np.testing.assert_array_equal(jax.jit(sharded_ranks(lay, chunk))(u, t, tg, s), want_ranks)
+
+
+def tiny(**mesh):
+    config = to_config(TINY)
+    config.kernel.backend = "reference"
+    config.mesh = MeshConfig(**mesh)
+    return config
+
+
+def check_sharded_train_step():
+    """Two steps on a 4 x 2 mesh equal two single-device steps (loss, parameters); no all-gather in the step."""
+    single, sharded = tiny(data=1, model=1), tiny(data=4, model=2)
+    split = load_split(single.data)
+    arrays = next_item_arrays(split.train_sequences, single.model.max_len)
+    states, losses = [], []
+    for config in (single, sharded):
+        _, state, step, _ = build_training(config, split.data.num_items)
+        if config is sharded:  # neither the CE nor the embedding lookup gathers the item table
+            batch = batch_placement(config)({"inputs": arrays.inputs[:16], "targets": arrays.targets[:16]})
+            assert "all-gather" not in step.lower(state, batch, jax.random.key(0)).compile().as_text()
+        state, loss = run_epoch(step, state, arrays, config, epoch=1, max_steps=2)
+        states.append(state)
+        losses.append(np.asarray(jax.device_get(loss)))
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    table = states[1][0]["embedding"]["items"]["embedding"][...]
+    assert table.sharding.spec[0] == "model" and table.shape[0] == 52, table.sharding
+    flat_single = jax.tree_util.tree_leaves_with_path(states[0])
+    flat_sharded = dict(jax.tree_util.tree_leaves_with_path(states[1]))
+    for path, leaf in flat_single:
+        if "['key']['bias']" in jax.tree_util.keystr(path):
+            continue  # its gradient is 0 in exact arithmetic (softmax is shift-invariant): Adam scales noise to lr
+        other = np.asarray(flat_sharded[path])[: np.shape(leaf)[0]] if np.ndim(leaf) else flat_sharded[path]
+        np.testing.assert_allclose(other, leaf, atol=2e-6, err_msg=jax.tree_util.keystr(path))
+
+
+def check_sharded_training_results():
+    """train_and_evaluate on a 4 x 2 mesh gives the single-device train loss and metrics."""
+    single, mesh = tiny(data=1, model=1), tiny(data=4, model=2)
+    single.eval.item_chunk = mesh.eval.item_chunk = 16  # chunked scoring too (51 rows: a ragged last chunk)
+    with tempfile.TemporaryDirectory() as tmp:
+        a = train_and_evaluate(single, f"{tmp}/single")
+        b = train_and_evaluate(mesh, f"{tmp}/mesh")
+    np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-5)
+    for split in ("valid", "test"):
+        for protocol in ("full", "sampled"):
+            for name, value in a[split][protocol].items():
+                np.testing.assert_allclose(b[split][protocol][name], value, atol=1e-6, err_msg=f"{split} {name}")
+
+
+def check_restore_other_mesh():
+    """Checkpoints of state sharded on 8 devices restore onto 4 and 1 (rows 56 -> 52 -> 51), and back (51 -> 52)."""
+    from recattn_jax.parallel.reshard import restore_onto, save_state
+
+    plans = {(1, 8): ((2, 2), (4, 1), (1, 1)), (1, 1): ((4, 2),)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for (data, model), targets in plans.items():
+            source = tiny(data=data, model=model)
+            _, state, _, _ = build_training(source, NUM_ITEMS)
+            saved = state[0]
+            save_state(f"{tmp}/{data}x{model}", saved)
+            for t_data, t_model in targets:
+                target_config = tiny(data=t_data, model=t_model)
+                _, target, _, _ = build_training(dataclasses.replace(target_config, seed=1), NUM_ITEMS)
+                lay = ParallelLayout.from_config(target_config, NUM_ITEMS)
+                restored = restore_onto(f"{tmp}/{data}x{model}", target[0], lay)
+                leaves = jax.tree_util.tree_leaves(restored)
+                for (path, want), got in zip(jax.tree_util.tree_leaves_with_path(saved), leaves, strict=True):
+                    name = f"{data}x{model} -> {t_data}x{t_model} {jax.tree_util.keystr(path)}"
+                    got_host, want_host = np.asarray(got), np.asarray(want)
+                    if got_host.ndim:
+                        rows = min(got_host.shape[0], want_host.shape[0])
+                        np.testing.assert_array_equal(got_host[:rows], want_host[:rows], err_msg=name)
+                        assert not np.any(got_host[NUM_ITEMS + 1 :]), name  # mesh-pad rows are zeros
+                    else:
+                        np.testing.assert_array_equal(got_host, want_host, err_msg=name)
+                    assert len(got.sharding.device_set) == t_data * t_model, (name, got.sharding)
+                table = restored["embedding"]["items"]["embedding"][...]
+                assert table.shape[0] == (lay.rows if lay else NUM_ITEMS + 1), table.shape
+
+
+if __name__ == "__main__":
+    assert len(jax.devices()) == 8, jax.devices()
+    globals()[f"check_{sys.argv[1]}"]()
+    print("ok", sys.argv[1])
