@@ -63,7 +63,10 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
     elif table is not None:
         source = f"{CACHED.relative_to(RESULTS_DIR.parents[1])}, made {made_on(CACHED)} (mean over seeds)"
     else:
-        source = "no cached results yet: python -m experiments.train -m experiment=compare_ml1m, then copy summary.csv to docs/results/compare_ml1m.csv"
+        source = (
+            "no cached results yet: python -m experiments.train -m experiment=compare_ml1m, "
+            "then copy summary.csv to docs/results/compare_ml1m.csv"
+        )
         table = pd.DataFrame(columns=["model", "runs", *COLUMNS])
     if "test_full_NDCG@10" in table and len(table):
         table = table.sort_values("test_full_NDCG@10", ascending=False, na_position="last")

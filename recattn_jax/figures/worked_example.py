@@ -119,7 +119,8 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
     t = table()
     notes = [
         "Sequence [1, 2, 3, 4, 5], b = 1 (it cancels in the softmax), a = softmax(w·x + b), output = sum a_i x_i.",
-        "(a) x_i = the length-3 windows [1,2,3], [2,3,4], [3,4,5]; each row of W = [[1,2,3],[4,5,6],[7,8,9]] is a query.",
+        "(a) x_i = the length-3 windows [1,2,3], [2,3,4], [3,4,5]; "
+        "each row of W = [[1,2,3],[4,5,6],[7,8,9]] is a query.",
         "(b) scalar items, weight w_i = i at position i (the first five of 1..9): scores i² + 1 = [2, 5, 10, 17, 26].",
         "Computed by kernels.attention_pool (reference backend, q = w, k = v = x, scale 1), checked against numpy.",
         "The seed's [0.2, 0.4, 0.4] and 18.0 do not follow: the weights of distinct scores differ, and a convex "
