@@ -28,4 +28,13 @@ def build_model(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> nnx.
     return MODELS[config.name](config, num_items, backend=backend, rngs=rngs)
 
 
-from recattn_jax.models import sasrec  # noqa: E402,F401  (registers its model)
+from recattn_jax.models import (  # noqa: E402,F401  (each module registers its model)
+    attn_pool,
+    bert4rec,
+    bpr_mf,
+    din,
+    gru4rec,
+    lstm,
+    pop,
+    sasrec,
+)

@@ -45,6 +45,8 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
         dropout_rng, loss_rng = jax.random.split(rng)
 
         def loss_of(model):
+            if hasattr(model, "train_loss"):  # a model with its own objective (masked items, pairs, ...)
+                return model.train_loss(batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
             hidden = model.encode(batch["inputs"], rngs=nnx.Rngs(dropout=dropout_rng))
             return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng)
 
@@ -61,7 +63,13 @@ def build_training(config: Config, num_items: int):
     model = build_model(config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key))
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
-    train_step = make_train_step(graphdef, next_item_loss(config.loss.name, config.loss.num_negatives))
+    loss_fn = next_item_loss(
+        config.loss.name,
+        config.loss.num_negatives,
+        gbce_t=config.loss.gbce_t,
+        logq_correction=config.loss.logq_correction,
+    )
+    train_step = make_train_step(graphdef, loss_fn)
     return graphdef, state, train_step, nnx.graphdef(model)
 
 
