@@ -38,6 +38,7 @@ class DataConfig:
     item_col: str = "item"
     time_col: str | None = "timestamp"
     event_col: str | None = None
+    item_features: str | None = None  # a MovieLens folder or an item-feature table (model.item_features=tfidf)
     min_user_interactions: int = 0  # k-core filter, iterated until stable; 0 = off
     min_item_interactions: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -56,7 +57,6 @@ class ModelConfig:
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
     mask_prob: float = 0.2  # bert4rec: probability that a training position is replaced by [mask]
     item_features: str = "none"  # none | tfidf: item representation fused by attention over its fields
-    user_features: bool = False  # add the user's side-feature vector (where the data has one)
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ from recattn_jax.data.batches import left_pad
 from recattn_jax.data.load import load_split
 from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.errors import ConfigError, DataError
+from recattn_jax.features.load import load_item_features
 from recattn_jax.models import build_model
 from recattn_jax.models.scoring import score_all
 from recattn_jax.train.checkpoint import BestCheckpoint
@@ -30,7 +31,10 @@ def load_run(run_dir: str | Path) -> tuple[Config, LeaveOneOutSplit, nnx.Module]
         raise ConfigError(f"run_dir={run_dir}: no config.yaml there; is it the directory of a training run?")
     config = to_config(OmegaConf.load(config_file))
     split = load_split(config.data)
-    model = build_model(config.model, split.data.num_items, backend=config.kernel.backend, rngs=nnx.Rngs(0))
+    features = load_item_features(config, split.data)
+    model = build_model(
+        config.model, split.data.num_items, backend=config.kernel.backend, rngs=nnx.Rngs(0), features=features
+    )
     checkpoint = BestCheckpoint(run_dir / "checkpoints")
     try:
         checkpoint.restore_into(model)

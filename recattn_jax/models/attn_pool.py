@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, Int
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import left_padded_bounds
 from recattn_jax.layers.pooling import AttentionPooling
-from recattn_jax.models import register_model
+from recattn_jax.models import item_embedding, register_model
 
 
 class AttnPool(nnx.Module):
@@ -40,10 +40,10 @@ class AttnPool(nnx.Module):
         return self.embedding.table
 
 
-@register_model("attn_pool")
-def build_attn_pool(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> AttnPool:
+@register_model("attn_pool", item_features=True)
+def build_attn_pool(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> AttnPool:
     return AttnPool(
-        SequenceEmbedding(num_items, config.hidden, config.max_len, rngs=rngs),
+        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),
         AttentionPooling(config.hidden, config.heads, backend=backend, rngs=rngs),
         config.dropout,
     )

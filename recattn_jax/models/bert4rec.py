@@ -17,7 +17,7 @@ from jaxtyping import Array, Float, Int
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
-from recattn_jax.models import register_model
+from recattn_jax.models import item_embedding, register_model
 
 
 class BERT4Rec(nnx.Module):
@@ -50,10 +50,11 @@ class BERT4Rec(nnx.Module):
         return loss_fn(hidden, self.item_table(), labels, jax.random.fold_in(rng, 1))
 
 
-@register_model("bert4rec")
-def build_bert4rec(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> BERT4Rec:
+@register_model("bert4rec", item_features=True)
+def build_bert4rec(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> BERT4Rec:
     return BERT4Rec(
-        SequenceEmbedding(num_items + 1, config.hidden, config.max_len, rngs=rngs),  # + the [mask] token
+        # one extra row: the [mask] token
+        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features, extra_rows=1),
         TransformerEncoder(
             config.hidden, config.heads, config.blocks, config.dropout, config.layer_norm, backend, rngs=rngs
         ),

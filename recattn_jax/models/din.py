@@ -22,7 +22,7 @@ from jaxtyping import Array, Float, Int
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import left_padded_bounds
 from recattn_jax.layers.target_attention import TargetAttention
-from recattn_jax.models import register_model
+from recattn_jax.models import item_embedding, register_model
 from recattn_jax.train.losses import sample_negatives
 
 
@@ -99,10 +99,10 @@ class DIN(nnx.Module):
         return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
 
 
-@register_model("din")
-def build_din(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> DIN:
+@register_model("din", item_features=True)
+def build_din(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> DIN:
     return DIN(
-        SequenceEmbedding(num_items, config.hidden, config.max_len, rngs=rngs),
+        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),
         TargetAttention(config.hidden, config.heads, backend=backend, rngs=rngs),
         ScoreMLP(config.hidden, rngs=rngs),
         config.dropout,

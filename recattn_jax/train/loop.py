@@ -20,6 +20,7 @@ from recattn_jax.data.batches import epoch_batches, next_item_arrays, take_rows
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
+from recattn_jax.features.load import load_item_features
 from recattn_jax.models import build_model
 from recattn_jax.train.checkpoint import BestCheckpoint
 from recattn_jax.train.losses import next_item_loss
@@ -57,10 +58,14 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
-def build_training(config: Config, num_items: int):
-    """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef)."""
+def build_training(config: Config, num_items: int, features=None):
+    """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
+
+    `features`: item side features (recattn_jax.features) fused into the item representation."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
-    model = build_model(config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key))
+    model = build_model(
+        config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key), features=features
+    )
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     loss_fn = next_item_loss(
@@ -116,7 +121,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     arrays = next_item_arrays(split.train_sequences, max_len)
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
 
-    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items)
+    features = load_item_features(config, split.data)
+    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, features)
     evaluator = Evaluator(model_graphdef, config.eval)
     checkpoint = BestCheckpoint(workdir / "checkpoints")
 
