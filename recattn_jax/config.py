@@ -57,6 +57,7 @@ class ModelConfig:
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
     mask_prob: float = 0.2  # bert4rec: probability that a training position is replaced by [mask]
     item_features: str = "none"  # none | tfidf: item representation fused by attention over its fields
+    user_features: bool = False  # add the projected user side-feature vector (data.item_features folder)
 
 
 @dataclasses.dataclass

@@ -74,14 +74,14 @@ class Evaluator:
         self.config = config
 
         @jax.jit
-        def full(state, inputs, targets, seen):
+        def full(state, inputs, targets, seen, users):
             model = nnx.merge(graphdef, state)
-            return full_ranks(score_all(model, inputs), targets, seen)
+            return full_ranks(score_all(model, inputs, users), targets, seen)
 
         @jax.jit
-        def sampled(state, inputs, candidates):
+        def sampled(state, inputs, candidates, users):
             model = nnx.merge(graphdef, state)
-            return sampled_ranks(score_items(model, inputs, candidates))
+            return sampled_ranks(score_items(model, inputs, candidates, users))
 
         self._full, self._sampled = full, sampled
 
@@ -92,11 +92,10 @@ class Evaluator:
             # pad the last batch to the full size so every batch reuses one compiled program
             rows = np.arange(start, start + size) % len(eval_set.users)
             n = min(size, len(eval_set.users) - start)
-            full.append(
-                np.asarray(self._full(state, eval_set.inputs[rows], eval_set.targets[rows], eval_set.seen[rows]))[:n]
-            )
+            inputs, users = eval_set.inputs[rows], eval_set.users[rows]
+            full.append(np.asarray(self._full(state, inputs, eval_set.targets[rows], eval_set.seen[rows], users))[:n])
             if eval_set.candidates is not None:
-                sampled.append(np.asarray(self._sampled(state, eval_set.inputs[rows], eval_set.candidates[rows]))[:n])
+                sampled.append(np.asarray(self._sampled(state, inputs, eval_set.candidates[rows], users))[:n])
         out = {"full": ranking_metrics(np.concatenate(full), self.config.ks)}
         if sampled:
             out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)

@@ -26,3 +26,16 @@ def load_item_features(config: Config, data: SequenceData) -> ItemFeatures | Non
     if path.is_dir():
         return movielens_item_features(path, data.item_ids)
     return table_item_features(path, data.item_ids)
+
+
+def load_user_features(config: Config, data: SequenceData):
+    """[U, F] user side features (ML-1M: gender, age, occupation) when `model.user_features`, else None."""
+    from recattn_jax.data.load import resolve_path
+    from recattn_jax.features.movielens import movielens_user_features
+
+    if not config.model.user_features:
+        return None
+    path = resolve_path(config.data.item_features) if config.data.item_features else None
+    if path is None or not path.is_dir():
+        raise ConfigError("model.user_features=true needs data.item_features=MOVIELENS_FOLDER with users.dat")
+    return movielens_user_features(path, data.user_ids)

@@ -24,16 +24,25 @@ def register_model(name: str, *, item_features: bool = False):
     return register
 
 
-def build_model(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> nnx.Module:
+def build_model(
+    config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, user_features=None
+) -> nnx.Module:
     """The model `config.name` for a catalogue of `num_items` items (ids 1..num_items), with the side
-    features of recattn_jax.features fused into its item representation when `features` is given."""
+    features of recattn_jax.features fused into its item representation when `features` is given,
+    and a [users, F] `user_features` matrix added to its user representation when given."""
     if config.name not in MODELS:
         raise ConfigError(f"model.name={config.name!r} is not registered; choose one of {sorted(MODELS)}")
     if features is None:
-        return MODELS[config.name](config, num_items, backend=backend, rngs=rngs)
-    if config.name not in WITH_ITEM_FEATURES:
+        model = MODELS[config.name](config, num_items, backend=backend, rngs=rngs)
+    elif config.name not in WITH_ITEM_FEATURES:
         raise ConfigError(f"model={config.name} has no item-feature fusion; use one of {sorted(WITH_ITEM_FEATURES)}")
-    return MODELS[config.name](config, num_items, backend=backend, rngs=rngs, features=features)
+    else:
+        model = MODELS[config.name](config, num_items, backend=backend, rngs=rngs, features=features)
+    if user_features is not None:
+        from recattn_jax.models.user_features import WithUserFeatures
+
+        model = WithUserFeatures(model, user_features, rngs=rngs)
+    return model
 
 
 def item_embedding(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, extra_rows: int = 0):

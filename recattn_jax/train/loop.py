@@ -20,7 +20,7 @@ from recattn_jax.data.batches import epoch_batches, next_item_arrays, take_rows
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
-from recattn_jax.features.load import load_item_features
+from recattn_jax.features.load import load_item_features, load_user_features
 from recattn_jax.models import build_model
 from recattn_jax.train.checkpoint import BestCheckpoint
 from recattn_jax.train.losses import next_item_loss
@@ -58,13 +58,18 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
-def build_training(config: Config, num_items: int, features=None):
+def build_training(config: Config, num_items: int, features=None, user_features=None):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
 
-    `features`: item side features (recattn_jax.features) fused into the item representation."""
+    `features` / `user_features`: side features of items / users (recattn_jax.features)."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(
-        config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key), features=features
+        config.model,
+        num_items,
+        backend=config.kernel.backend,
+        rngs=nnx.Rngs(init_key),
+        features=features,
+        user_features=user_features,
     )
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
@@ -87,6 +92,7 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
         if len(losses) >= max_steps:
             break
         batch = {"inputs": take_rows(arrays.inputs, idx), "targets": take_rows(arrays.targets, idx)}
+        batch["users"] = np.where(idx < 0, -1, arrays.users[np.maximum(idx, 0)])  # -1: a padding row
         state, metrics = train_step(state, batch, train_key)
         losses.append(metrics["loss"])
         if on_step is not None:
@@ -121,8 +127,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     arrays = next_item_arrays(split.train_sequences, max_len)
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
 
-    features = load_item_features(config, split.data)
-    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, features)
+    features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
+    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, features, user_features)
     evaluator = Evaluator(model_graphdef, config.eval)
     checkpoint = BestCheckpoint(workdir / "checkpoints")
 

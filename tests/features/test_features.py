@@ -93,3 +93,34 @@ def test_movielens_features_join_through_the_sas_ids():
     assert features.tfidf.shape[0] == 4 and all(features.tfidf[r].any() for r in (1, 2, 3))
     users = movielens_user_features(ML1M, np.array([1, 2]))
     assert users.shape[0] == 2 and np.all(users.sum(axis=1) == 3)  # gender, age and occupation one-hot
+
+
+def fake_movielens(folder, num_users=100):
+    """users.dat and its id map for user ids 0..num_users-1 (the synthetic data's ids)."""
+    folder.mkdir()
+    occupations = "\n".join(f"{u + 1}::{'FM'[u % 2]}::{[1, 18, 25][u % 3]}::{u % 21}::00000" for u in range(num_users))
+    (folder / "users.dat").write_text(occupations + "\n", encoding="iso-8859-1")
+    (folder / "sas_to_original_users.txt").write_text("".join(f"{u} {u + 1}\n" for u in range(num_users)))
+    return folder
+
+
+def test_user_features_change_the_user_and_train(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["model"].update(name="sasrec", user_features=True)
+    config["data"]["item_features"] = str(fake_movielens(tmp_path / "ml"))
+    results = train_and_evaluate(to_config(config), tmp_path / "run")
+    assert np.isfinite(results["train_loss"]) and 0 <= results["test"]["full"]["NDCG@10"] <= 1
+    model = build_model(
+        ModelConfig(max_len=4, hidden=8, blocks=1, heads=1, dropout=0.0),
+        5,
+        backend="reference",
+        rngs=nnx.Rngs(0),
+        user_features=np.eye(3, dtype=np.float32),
+    )
+    kernel = jnp.arange(24.0).reshape(3, 8)
+    model.project.kernel[...] = kernel
+    seq = jnp.array([[0, 1, 2, 3], [0, 1, 2, 3]])
+    rep = model.user_representation(seq, jnp.array([0, 1]))
+    np.testing.assert_allclose(rep[0] - rep[1], kernel[0] - kernel[1], atol=1e-5)  # only the user vector differs
+    with pytest.raises(ConfigError, match="user_features"):
+        build_model(ModelConfig(name="din"), 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3))
