@@ -26,10 +26,12 @@ def test_family_is_registered():
     assert set(FAMILY) <= set(MODELS)
 
 
-@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("name", [*FAMILY, "lstm:bce", "gru4rec:gbce", "sasrec:sampled_softmax"])
 def test_two_steps_then_evaluate(name, tmp_path):
     config = copy.deepcopy(TINY)
+    name, _, loss = name.partition(":")
     config["model"]["name"] = name
+    config["loss"] = {"name": loss or "ce", "num_negatives": 3}
     results = train_and_evaluate(to_config(config), tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])
     for protocol in ("full", "sampled"):
