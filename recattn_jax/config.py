@@ -38,6 +38,7 @@ class DataConfig:
     item_col: str = "item"
     time_col: str | None = "timestamp"
     event_col: str | None = None
+    item_features: str | None = None  # a MovieLens folder or an item-feature table (model.item_features=tfidf)
     min_user_interactions: int = 0  # k-core filter, iterated until stable; 0 = off
     min_item_interactions: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -52,12 +53,19 @@ class ModelConfig:
     heads: int = 1
     dropout: float = 0.2
     layer_norm: str = "sasrec"  # sasrec (the paper's placement) | pre
+    candidate_chunk: int = 512  # din: candidate items scored per chunk in full ranking
+    train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
+    mask_prob: float = 0.2  # bert4rec: probability that a training position is replaced by [mask]
+    item_features: str = "none"  # none | tfidf: item representation fused by attention over its fields
+    user_features: bool = False  # add the projected user side-feature vector (data.item_features folder)
 
 
 @dataclasses.dataclass
 class LossConfig:
-    name: str = "ce"  # ce: full softmax cross-entropy | bce: binary CE, one sampled negative per position
+    name: str = "ce"  # ce: full softmax CE | bce: binary CE, sampled negatives | sampled_softmax | gbce
     num_negatives: int = 1
+    gbce_t: float = 0.75  # gbce: calibration t in [0, 1] (0 = plain BCE, 1 = fully calibrated)
+    logq_correction: bool = True  # sampled_softmax: subtract log(K q) of the in-batch sampler
 
 
 @dataclasses.dataclass

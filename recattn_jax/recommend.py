@@ -17,6 +17,7 @@ from recattn_jax.data.batches import left_pad
 from recattn_jax.data.load import load_split
 from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.errors import ConfigError, DataError
+from recattn_jax.features.load import load_item_features, load_user_features
 from recattn_jax.models import build_model
 from recattn_jax.models.scoring import score_all
 from recattn_jax.train.checkpoint import BestCheckpoint
@@ -30,7 +31,15 @@ def load_run(run_dir: str | Path) -> tuple[Config, LeaveOneOutSplit, nnx.Module]
         raise ConfigError(f"run_dir={run_dir}: no config.yaml there; is it the directory of a training run?")
     config = to_config(OmegaConf.load(config_file))
     split = load_split(config.data)
-    model = build_model(config.model, split.data.num_items, backend=config.kernel.backend, rngs=nnx.Rngs(0))
+    features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
+    model = build_model(
+        config.model,
+        split.data.num_items,
+        backend=config.kernel.backend,
+        rngs=nnx.Rngs(0),
+        features=features,
+        user_features=user_features,
+    )
     checkpoint = BestCheckpoint(run_dir / "checkpoints")
     try:
         checkpoint.restore_into(model)
@@ -65,8 +74,8 @@ def recommend(run_dir: str | Path, k: int = 10, users: Sequence | None = None, b
     graphdef, state = nnx.split(model)
 
     @jax.jit
-    def top_k(state, inputs, seen):
-        scores = score_all(nnx.merge(graphdef, state), inputs)
+    def top_k(state, inputs, seen, users):
+        scores = score_all(nnx.merge(graphdef, state), inputs, users)
         batch = jnp.arange(scores.shape[0])[:, None]
         scores = scores.at[batch, seen].set(-jnp.inf).at[:, 0].set(-jnp.inf)  # seen items and padding
         return jax.lax.top_k(scores, k)
@@ -77,7 +86,8 @@ def recommend(run_dir: str | Path, k: int = 10, users: Sequence | None = None, b
     for start in range(0, len(rows), batch_size):
         chunk = histories[start : start + batch_size]
         seen = left_pad(chunk, longest)
-        values, items = jax.device_get(top_k(state, left_pad(chunk, config.model.max_len), seen))
+        inputs = left_pad(chunk, config.model.max_len)
+        values, items = jax.device_get(top_k(state, inputs, seen, rows[start : start + batch_size]))
         frames.append(
             pd.DataFrame(
                 {

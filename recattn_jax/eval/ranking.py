@@ -19,7 +19,7 @@ from recattn_jax.config import EvalConfig
 from recattn_jax.data.batches import left_pad, sample_unseen
 from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.eval.metrics import ranking_metrics
-from recattn_jax.models.scoring import score_all, score_items
+from recattn_jax.models.scoring import score_all, score_items, user_vectors
 from recattn_jax.parallel.mesh import to_host
 from recattn_jax.parallel.topk import chunked_ranks, sharded_ranks
 
@@ -81,19 +81,19 @@ class Evaluator:
         item_ranks = _item_ranks(config, layout)
 
         @jax.jit
-        def full(state, inputs, targets, seen):
+        def full(state, inputs, targets, seen, users):
             model = nnx.merge(graphdef, state)
             if item_ranks is not None and not hasattr(model, "score_all"):
-                return item_ranks(model.user_representation(inputs), model.item_table(), targets, seen)
-            scores = score_all(model, inputs)
+                return item_ranks(user_vectors(model, inputs, users), model.item_table(), targets, seen)
+            scores = score_all(model, inputs, users)
             if layout is not None:
                 scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items
             return full_ranks(scores, targets, seen)
 
         @jax.jit
-        def sampled(state, inputs, candidates):
+        def sampled(state, inputs, candidates, users):
             model = nnx.merge(graphdef, state)
-            return sampled_ranks(score_items(model, inputs, candidates))
+            return sampled_ranks(score_items(model, inputs, candidates, users))
 
         self._full, self._sampled = full, sampled
 
@@ -107,12 +107,17 @@ class Evaluator:
             rows = np.arange(start, start + size) % len(eval_set.users)
             n = min(size, len(eval_set.users) - start)
             batch = place(
-                {"inputs": eval_set.inputs[rows], "targets": eval_set.targets[rows], "seen": eval_set.seen[rows]}
+                {
+                    "inputs": eval_set.inputs[rows],
+                    "targets": eval_set.targets[rows],
+                    "seen": eval_set.seen[rows],
+                    "users": eval_set.users[rows],
+                }
                 | ({} if eval_set.candidates is None else {"candidates": eval_set.candidates[rows]})
             )
-            full.append(host(self._full(state, batch["inputs"], batch["targets"], batch["seen"]))[:n])
+            full.append(host(self._full(state, batch["inputs"], batch["targets"], batch["seen"], batch["users"]))[:n])
             if eval_set.candidates is not None:
-                sampled.append(host(self._sampled(state, batch["inputs"], batch["candidates"]))[:n])
+                sampled.append(host(self._sampled(state, batch["inputs"], batch["candidates"], batch["users"]))[:n])
         out = {"full": ranking_metrics(np.concatenate(full), self.config.ks)}
         if sampled:
             out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)

@@ -16,9 +16,10 @@ class SequenceEmbedding(nnx.Module):
     padding is never a candidate, so its row gets no gradient that matters.
     """
 
-    def __init__(self, num_items: int, dim: int, max_len: int, *, rngs: nnx.Rngs):
+    def __init__(self, num_items: int, dim: int, max_len: int, *, rngs: nnx.Rngs, fusion: nnx.Module | None = None):
         init = nnx.initializers.xavier_normal()  # as SASRec's reference implementations
         self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
+        self.fusion = fusion  # ID embedding table -> fused item table (layers/field_fusion.py), or None
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
         self.scale = math.sqrt(dim)
         self.max_len = max_len
@@ -28,8 +29,10 @@ class SequenceEmbedding(nnx.Module):
             raise ValueError(f"sequence length {seq.shape[-1]} exceeds model.max_len={self.max_len}")
         # absolute positions in the window: right-aligned sequences put the newest item at L-1
         pos = jnp.arange(self.max_len - seq.shape[-1], self.max_len)
-        return self.items(seq) * self.scale + self.positions(pos)[None]
+        items = self.items(seq) if self.fusion is None else self.table[seq]
+        return items * self.scale + self.positions(pos)[None]
 
     @property
     def table(self) -> Float[Array, "I D"]:
-        return self.items.embedding[...]
+        ids = self.items.embedding[...]
+        return ids if self.fusion is None else self.fusion(ids)

@@ -9,23 +9,61 @@ from flax import nnx
 from recattn_jax.errors import ConfigError
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {}
+WITH_ITEM_FEATURES: set[str] = set()  # models whose builder takes `features=` (fused item representation)
 
 
-def register_model(name: str):
+def register_model(name: str, *, item_features: bool = False):
     def register(builder):
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         MODELS[name] = builder
+        if item_features:
+            WITH_ITEM_FEATURES.add(name)
         return builder
 
     return register
 
 
-def build_model(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> nnx.Module:
-    """The model `config.name` for a catalogue of `num_items` items (ids 1..num_items)."""
+def build_model(
+    config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, user_features=None
+) -> nnx.Module:
+    """The model `config.name` for a catalogue of `num_items` items (ids 1..num_items), with the side
+    features of recattn_jax.features fused into its item representation when `features` is given,
+    and a [users, F] `user_features` matrix added to its user representation when given."""
     if config.name not in MODELS:
         raise ConfigError(f"model.name={config.name!r} is not registered; choose one of {sorted(MODELS)}")
-    return MODELS[config.name](config, num_items, backend=backend, rngs=rngs)
+    if features is None:
+        model = MODELS[config.name](config, num_items, backend=backend, rngs=rngs)
+    elif config.name not in WITH_ITEM_FEATURES:
+        raise ConfigError(f"model={config.name} has no item-feature fusion; use one of {sorted(WITH_ITEM_FEATURES)}")
+    else:
+        model = MODELS[config.name](config, num_items, backend=backend, rngs=rngs, features=features)
+    if user_features is not None:
+        from recattn_jax.models.user_features import WithUserFeatures
+
+        model = WithUserFeatures(model, user_features, rngs=rngs)
+    return model
 
 
-from recattn_jax.models import sasrec  # noqa: E402,F401  (registers its model)
+def item_embedding(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, extra_rows: int = 0):
+    """SequenceEmbedding of items 1..num_items (+ `extra_rows` special tokens), fused with `features`."""
+    from recattn_jax.layers.embeddings import SequenceEmbedding
+    from recattn_jax.layers.field_fusion import FieldFusion
+
+    fusion = None
+    if features is not None:
+        padded = features.padded(num_items + 1 + extra_rows)
+        fusion = FieldFusion(padded, config.hidden, config.heads, backend=backend, rngs=rngs)
+    return SequenceEmbedding(num_items + extra_rows, config.hidden, config.max_len, rngs=rngs, fusion=fusion)
+
+
+from recattn_jax.models import (  # noqa: E402,F401  (each module registers its model)
+    attn_pool,
+    bert4rec,
+    bpr_mf,
+    din,
+    gru4rec,
+    lstm,
+    pop,
+    sasrec,
+)

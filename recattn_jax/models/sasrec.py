@@ -8,7 +8,7 @@ from jaxtyping import Array, Float, Int
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
-from recattn_jax.models import register_model
+from recattn_jax.models import item_embedding, register_model
 
 
 class SASRec(nnx.Module):
@@ -32,10 +32,10 @@ class SASRec(nnx.Module):
         return self.encode(seq)[:, -1]  # right-aligned: the newest item sits last
 
 
-@register_model("sasrec")
-def build_sasrec(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> SASRec:
+@register_model("sasrec", item_features=True)
+def build_sasrec(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> SASRec:
     return SASRec(
-        SequenceEmbedding(num_items, config.hidden, config.max_len, rngs=rngs),
+        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),
         TransformerEncoder(
             config.hidden, config.heads, config.blocks, config.dropout, config.layer_norm, backend, rngs=rngs
         ),

@@ -10,15 +10,28 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 
-def score_all(model, seq: Int[Array, "B L"]) -> Float[Array, "B I"]:
-    """Scores of every item index 0..I (index 0, padding, included; callers mask it)."""
+def score_all(model, seq: Int[Array, "B L"], users: Int[Array, " B"] | None = None) -> Float[Array, "B I"]:
+    """Scores of every item index 0..I (index 0, padding, included; callers mask it).
+
+    `users` (user indices) matter only to models with `needs_users` (user side features)."""
     if hasattr(model, "score_all"):
         return model.score_all(seq)
-    return model.user_representation(seq) @ model.item_table().T
+    return user_vectors(model, seq, users) @ model.item_table().T
 
 
-def score_items(model, seq: Int[Array, "B L"], items: Int[Array, "B C"]) -> Float[Array, "B C"]:
+def score_items(
+    model, seq: Int[Array, "B L"], items: Int[Array, "B C"], users: Int[Array, " B"] | None = None
+) -> Float[Array, "B C"]:
     if hasattr(model, "score_items"):
         return model.score_items(seq, items)
-    user = model.user_representation(seq)
+    user = user_vectors(model, seq, users)
     return jnp.einsum("bd,bcd->bc", user, model.item_table()[items])
+
+
+def user_vectors(model, seq, users) -> Float[Array, "B D"]:
+    """The user representation of a dot-product model, with user side features where it has them."""
+    if getattr(model, "needs_users", False):
+        if users is None:
+            raise ValueError("this model adds user features: pass the user indices")
+        return model.user_representation(seq, users)
+    return model.user_representation(seq)

@@ -15,7 +15,7 @@ from jaxtyping import Array, Float, Int
 
 from recattn_jax.config import LossConfig
 from recattn_jax.parallel.mesh import ParallelLayout
-from recattn_jax.train.losses import binary_cross_entropy, next_item_loss
+from recattn_jax.train.losses import next_item_loss
 
 
 def _local_nll(hidden, table, targets, num_items: int):
@@ -66,8 +66,8 @@ def sharded_next_item_loss(config: LossConfig, layout: ParallelLayout):
     """`loss.name` on a mesh: CE from sharded logits; BCE on the unpadded rows (negatives never mesh pad)."""
     if config.name == "ce":
         return sharded_cross_entropy(layout)
-    next_item_loss(config.name, config.num_negatives)  # validates the name and count
-    rows = layout.num_items + 1
-    return lambda hidden, table, targets, rng: binary_cross_entropy(
-        hidden, table[:rows], targets, rng, config.num_negatives
+    base = next_item_loss(
+        config.name, config.num_negatives, gbce_t=config.gbce_t, logq_correction=config.logq_correction
     )
+    rows = layout.num_items + 1
+    return lambda hidden, table, targets, rng: base(hidden, table[:rows], targets, rng)  # no mesh-pad rows

@@ -21,6 +21,7 @@ from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
+from recattn_jax.features.load import load_item_features, load_user_features
 from recattn_jax.models import build_model
 from recattn_jax.parallel.distributed import initialize as initialize_distributed
 from recattn_jax.parallel.distributed import is_primary
@@ -52,6 +53,8 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
         dropout_rng, loss_rng = jax.random.split(rng)
 
         def loss_of(model):
+            if hasattr(model, "train_loss"):  # a model with its own objective (masked items, pairs, ...)
+                return model.train_loss(batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
             hidden = model.encode(batch["inputs"], rngs=nnx.Rngs(dropout=dropout_rng))
             return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng)
 
@@ -62,13 +65,32 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
-def build_training(config: Config, num_items: int):
-    """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef)."""
+def build_training(config: Config, num_items: int, features=None, user_features=None):
+    """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
+
+    `features` / `user_features`: side features of items / users (recattn_jax.features)."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
-    model = build_model(config.model, num_items, backend=config.kernel.backend, rngs=nnx.Rngs(init_key))
-    loss_fn = next_item_loss(config.loss.name, config.loss.num_negatives)
+    model = build_model(
+        config.model,
+        num_items,
+        backend=config.kernel.backend,
+        rngs=nnx.Rngs(init_key),
+        features=features,
+        user_features=user_features,
+    )
+    loss_fn = next_item_loss(
+        config.loss.name,
+        config.loss.num_negatives,
+        gbce_t=config.loss.gbce_t,
+        logq_correction=config.loss.logq_correction,
+    )
     layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
     if layout is not None:
+        if hasattr(model, "train_loss"):
+            raise ConfigError(
+                f"model={config.model.name} trains with its own loss, which has no multi-device version yet; "
+                "use one device (mesh.data=1 mesh.model=1) or a next-item model such as sasrec"
+            )
         layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
         loss_fn = sharded_next_item_loss(config.loss, layout)
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
@@ -93,7 +115,8 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
         if len(losses) >= max_steps:
             break
         inputs, targets = take_rows(arrays.inputs, idx)[:, -length:], take_rows(arrays.targets, idx)[:, -length:]
-        batch = place({"inputs": inputs, "targets": targets})
+        users = np.where(idx < 0, -1, arrays.users[np.maximum(idx, 0)])  # -1: a padding row
+        batch = place({"inputs": inputs, "targets": targets, "users": users})
         state, metrics = train_step(state, batch, train_key)
         losses.append(metrics["loss"])
         if on_step is not None:
@@ -141,7 +164,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     arrays = next_item_arrays(split.train_sequences, max_len)
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
 
-    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items)
+    features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
+    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, features, user_features)
     evaluator = Evaluator(model_graphdef, config.eval, ParallelLayout.from_config(config, split.data.num_items))
     checkpoint = BestCheckpoint(workdir / "checkpoints")
     latest = LatestCheckpoint(workdir / "latest")

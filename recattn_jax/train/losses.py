@@ -66,17 +66,91 @@ def binary_cross_entropy(
     return _masked_mean(nll, targets != 0)
 
 
+def sampled_softmax(
+    hidden: Float[Array, "B L D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, "B L"],
+    rng: Array,
+    count: int = 100,
+    logq_correction: bool = True,
+) -> Float[Array, ""]:
+    """Softmax over the positive and `count` negatives drawn from the batch's own targets.
+
+    In-batch sampling draws items in proportion to their frequency among the batch's (non-padding)
+    targets, q(i); the logQ correction (Jean et al. 2015, Yi et al. 2019) subtracts log(count * q(i))
+    from every logit, positive included, so the sampled softmax estimates the full one without a
+    popularity bias. A drawn negative equal to the positive is removed (its logit set to -inf).
+    """
+    flat = targets.reshape(-1)
+    present = flat != 0
+    # uniform over non-padding target slots = proportional to each item's frequency in the batch
+    slot = jax.random.categorical(rng, jnp.where(present, 0.0, -jnp.inf), shape=(*targets.shape, count))
+    negatives = flat[slot]  # [B, L, K]
+    pos = jnp.einsum("bld,bld->bl", hidden, table[targets], preferred_element_type=jnp.float32)
+    neg = jnp.einsum("bld,blkd->blk", hidden, table[negatives], preferred_element_type=jnp.float32)
+    if logq_correction:
+        freq = jnp.zeros(table.shape[0], jnp.float32).at[flat].add(present.astype(jnp.float32))
+        log_q = jnp.log(jnp.maximum(freq, 1.0)) - jnp.log(jnp.maximum(jnp.sum(present), 1.0))
+        pos = pos - (log_q[targets] + jnp.log(count))
+        neg = neg - (log_q[negatives] + jnp.log(count))
+    neg = jnp.where(negatives == targets[..., None], -jnp.inf, neg)  # accidental hits are not negatives
+    logits = jnp.concatenate([pos[..., None], neg], axis=-1)
+    nll = jax.nn.logsumexp(logits, axis=-1) - pos
+    return _masked_mean(nll, targets != 0)
+
+
+def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
+    """gSASRec's (Petrov & Macdonald 2023) positive exponent beta = alpha (t (1 - 1/alpha) + 1/alpha),
+    alpha = negatives / (items - 1), the sampling rate of negatives."""
+    alpha = num_negatives / (num_items - 1)
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def generalised_binary_cross_entropy(
+    hidden: Float[Array, "B L D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, "B L"],
+    rng: Array,
+    count: int = 1,
+    t: float = 0.75,
+) -> Float[Array, ""]:
+    """gBCE: -log sigmoid(s_pos)^beta - sum over `count` uniform negatives of log(1 - sigmoid(s_neg)).
+
+    Raising the positive probability to beta <= 1 counters the overconfidence that negative sampling
+    causes; t = 0 gives beta = 1 (plain BCE), t = 1 gives beta = alpha (fully calibrated).
+    """
+    beta = gbce_beta(count, table.shape[0] - 1, t)
+    negatives = sample_negatives(rng, targets, table.shape[0] - 1, count)
+    pos = jnp.einsum("bld,bld->bl", hidden, table[targets])
+    neg = jnp.einsum("bld,blkd->blk", hidden, table[negatives])
+    nll = -beta * jax.nn.log_sigmoid(pos) - jnp.sum(jax.nn.log_sigmoid(-neg), axis=-1)
+    return _masked_mean(nll, targets != 0)
+
+
 def _masked_mean(values: Float[Array, "B L"], mask: Array) -> Float[Array, ""]:
     total = jnp.sum(jnp.where(mask, values, 0.0))
     return total / jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
 
 
-def next_item_loss(name: str, num_negatives: int = 1):
+LOSSES = ("ce", "bce", "sampled_softmax", "gbce")
+
+
+def next_item_loss(name: str, num_negatives: int = 1, *, gbce_t: float = 0.75, logq_correction: bool = True):
     """The loss function `loss.name` as f(hidden, table, targets, rng) -> scalar."""
     if name == "ce":
         return full_cross_entropy
+    if name not in LOSSES:
+        raise ConfigError(f"loss.name={name!r}; choose one of {list(LOSSES)}")
+    if num_negatives < 1:
+        raise ConfigError(f"loss.num_negatives={num_negatives}: {name} needs at least one negative")
     if name == "bce":
-        if num_negatives < 1:
-            raise ConfigError(f"loss.num_negatives={num_negatives}: bce needs at least one negative")
         return lambda hidden, table, targets, rng: binary_cross_entropy(hidden, table, targets, rng, num_negatives)
-    raise ConfigError(f"loss.name={name!r}; choose one of ['ce', 'bce']")
+    if name == "sampled_softmax":
+        return lambda hidden, table, targets, rng: sampled_softmax(
+            hidden, table, targets, rng, num_negatives, logq_correction
+        )
+    if not 0.0 <= gbce_t <= 1.0:
+        raise ConfigError(f"loss.gbce_t={gbce_t} must be in [0, 1]")
+    return lambda hidden, table, targets, rng: generalised_binary_cross_entropy(
+        hidden, table, targets, rng, num_negatives, gbce_t
+    )

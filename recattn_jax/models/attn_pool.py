@@ -1,0 +1,49 @@
+"""Attention pooling: the user is the attention-weighted sum of its history's item embeddings.
+
+a_i = softmax_i(w . x_i) over the valid (non-padding) positions, one learned w per head; the user
+vector sum_i a_i x_i is scored against every item embedding (tied table). x_i carries a position
+embedding, so the weights can depend on recency.
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+from recattn_jax.layers.embeddings import SequenceEmbedding
+from recattn_jax.layers.masks import left_padded_bounds
+from recattn_jax.layers.pooling import AttentionPooling
+from recattn_jax.models import item_embedding, register_model
+
+
+class AttnPool(nnx.Module):
+    def __init__(self, embedding: SequenceEmbedding, pooling: AttentionPooling, dropout: float):
+        self.embedding = embedding
+        self.pooling = pooling
+        self.dropout = nnx.Dropout(dropout)
+
+    def _inputs(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None):
+        x = self.dropout(self.embedding(seq), deterministic=rngs is None, rngs=rngs)
+        return x * (seq != 0)[..., None], *left_padded_bounds(seq)
+
+    def encode(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B L D"]:
+        """Pooled vector of every prefix (causal), so training predicts the next item at every position."""
+        return self.pooling.prefixes(*self._inputs(seq, rngs))
+
+    def user_representation(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B D"]:
+        return self.pooling(*self._inputs(seq, rngs))  # kernels.attention_pool over the whole history
+
+    def attention_weights(self, seq: Int[Array, "B L"]) -> Float[Array, "B N L"]:
+        return self.pooling.weights(*self._inputs(seq))
+
+    def item_table(self) -> Float[Array, "I D"]:
+        return self.embedding.table
+
+
+@register_model("attn_pool", item_features=True)
+def build_attn_pool(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> AttnPool:
+    return AttnPool(
+        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),
+        AttentionPooling(config.hidden, config.heads, backend=backend, rngs=rngs),
+        config.dropout,
+    )

@@ -1,0 +1,41 @@
+"""The seed's LSTM recommender: item embedding -> LSTM -> dense layer over the items.
+
+The dense layer (kernel and bias) is the output item table: `encode` appends a constant 1 to each
+hidden state and `item_table` appends the bias to each item's kernel column, so h . [W_i, b_i] =
+W_i h + b_i and every next-item loss applies: `loss=ce` (softmax over items) or `loss=bce`
+(sigmoid + binary cross-entropy with sampled negatives).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+from recattn_jax.layers.recurrent import RecurrentEncoder
+from recattn_jax.models import register_model
+
+
+class LSTMRec(nnx.Module):
+    def __init__(self, num_items: int, dim: int, dropout: float, cell: str, *, rngs: nnx.Rngs):
+        self.items = nnx.Embed(num_items + 1, dim, rngs=rngs)
+        self.encoder = RecurrentEncoder(dim, dim, cell, rngs=rngs)
+        self.dense = nnx.Linear(dim, num_items + 1, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    def encode(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B L D"]:
+        x = self.dropout(self.items(seq), deterministic=rngs is None, rngs=rngs)
+        h = self.dropout(self.encoder(x, seq), deterministic=rngs is None, rngs=rngs)
+        return jnp.concatenate([h, jnp.ones_like(h[..., :1])], axis=-1)  # the 1 multiplies the bias
+
+    def item_table(self) -> Float[Array, "I D"]:
+        return jnp.concatenate([self.dense.kernel[...].T, self.dense.bias[...][:, None]], axis=-1)
+
+    def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
+        return self.encode(seq)[:, -1]  # right-aligned: the newest item sits last
+
+
+@register_model("lstm")
+def build_lstm(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> LSTMRec:
+    del backend
+    return LSTMRec(num_items, config.hidden, config.dropout, "lstm", rngs=rngs)

@@ -1,0 +1,126 @@
+import copy
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ML1M, TINY
+from flax import nnx
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from recattn_jax.config import ModelConfig, to_config
+from recattn_jax.errors import ConfigError
+from recattn_jax.features.item_features import build_item_features
+from recattn_jax.features.text import TOKEN_PATTERN, bag_of_words, tfidf
+from recattn_jax.models import build_model
+from recattn_jax.train.loop import train_and_evaluate
+
+CORPUS = ["toy story animation comedy", "jumanji adventure fantasy", "grumpier old men comedy romance", "", "toy toy"]
+
+
+def test_tfidf_matches_scikit_learn():
+    got, vocabulary = tfidf(CORPUS)
+    vectorizer = TfidfVectorizer(token_pattern=TOKEN_PATTERN)
+    expected = vectorizer.fit_transform(CORPUS).toarray()
+    assert vocabulary == list(vectorizer.get_feature_names_out())
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert not got[3].any()  # an empty document has no features
+    counts, vocabulary = bag_of_words(CORPUS)
+    assert counts[4, vocabulary.index("toy")] == 2 and counts.sum() == 14
+
+
+def test_item_features_pack_categories_and_keep_padding_row_empty():
+    features = build_item_features(["toy story", "", ""], [["Comedy", "Animation"], ["Drama"], []])
+    assert features.tfidf.shape[0] == 4 and not features.tfidf[0].any() and not features.tfidf[3].any()
+    assert features.tfidf[2].any()  # categories alone still give a TF-IDF row
+    assert features.category_names == ["Animation", "Comedy", "Drama"]
+    np.testing.assert_array_equal(features.categories, [[0, 0], [2, 1], [3, 0], [0, 0]])
+
+
+def test_fusion_without_side_features_is_the_id_embedding():
+    features = build_item_features(["a b", "", "c"], [["x", "y"], [], []])
+    features = dataclasses.replace(features, tfidf=features.tfidf * (np.arange(4) != 1)[:, None])  # 1: cats only
+    config = ModelConfig(name="sasrec", max_len=4, hidden=8, blocks=1, heads=1, dropout=0.0)
+    model = build_model(config, 3, backend="reference", rngs=nnx.Rngs(0), features=features)
+    ids = model.embedding.items.embedding[...]
+    table = model.item_table()
+    np.testing.assert_allclose(table[2], ids[2], atol=1e-6)  # item 2 has no features: ID only
+    assert not np.allclose(table[1], ids[1]) and not np.allclose(table[3], ids[3])
+    # item 1: the pool covers exactly ID + its two categories (no zero text field)
+    fusion = model.embedding.fusion
+    fields = jnp.stack([ids[1], *fusion.category_embedding(jnp.asarray(features.categories[1]))])
+    w = jax.nn.softmax(fields.reshape(3, 1, 8) @ fusion.pooling.query[...][0], axis=0)
+    np.testing.assert_allclose(table[1], jnp.sum(w * fields, axis=0), atol=1e-5)
+    assert np.all(np.isfinite(model.user_representation(jnp.array([[0, 0, 1, 2]]))))
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+def test_tfidf_fusion_trains_on_a_feature_table(name, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["item,text,categories"] + [
+        f"{i},word{i % 7} common,topic{i % 3}|genre{i % 2}" for i in range(1, 51) if rng.random() < 0.8
+    ]
+    (tmp_path / "items.csv").write_text("\n".join(rows) + "\n")
+    config = copy.deepcopy(TINY)
+    config["model"].update(name=name, item_features="tfidf")
+    config["data"]["item_features"] = str(tmp_path / "items.csv")
+    results = train_and_evaluate(to_config(config), tmp_path / "run")
+    assert np.isfinite(results["train_loss"]) and 0 <= results["test"]["full"]["NDCG@10"] <= 1
+
+
+def test_models_without_fusion_refuse_features(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["model"].update(name="gru4rec", item_features="tfidf")
+    (tmp_path / "items.csv").write_text("item,text\n1,hello\n")
+    config["data"]["item_features"] = str(tmp_path / "items.csv")
+    with pytest.raises(ConfigError, match="no item-feature fusion"):
+        train_and_evaluate(to_config(config), tmp_path / "run")
+
+
+@pytest.mark.skipif(not (ML1M / "movies.dat").exists(), reason="ML-1M side files are not in ../shared/data")
+def test_movielens_features_join_through_the_sas_ids():
+    from recattn_jax.features.movielens import movielens_item_features, movielens_user_features, read_id_map
+
+    to_movie = read_id_map(ML1M / "sas_to_original_items.txt")
+    item_ids = np.arange(0, 4)  # SAS ids 1..3
+    features = movielens_item_features(ML1M, item_ids, min_df=1)
+    toy_story = next(k for k, v in to_movie.items() if v == 1)  # MovieID 1: Toy Story (1995)
+    names = features.category_names
+    if toy_story <= 3:
+        cats = {names[c - 1] for c in features.categories[toy_story] if c}
+        assert cats == {"Animation", "Children's", "Comedy", "year=1995"}
+    assert features.tfidf.shape[0] == 4 and all(features.tfidf[r].any() for r in (1, 2, 3))
+    users = movielens_user_features(ML1M, np.array([1, 2]))
+    assert users.shape[0] == 2 and np.all(users.sum(axis=1) == 3)  # gender, age and occupation one-hot
+
+
+def fake_movielens(folder, num_users=100):
+    """users.dat and its id map for user ids 0..num_users-1 (the synthetic data's ids)."""
+    folder.mkdir()
+    occupations = "\n".join(f"{u + 1}::{'FM'[u % 2]}::{[1, 18, 25][u % 3]}::{u % 21}::00000" for u in range(num_users))
+    (folder / "users.dat").write_text(occupations + "\n", encoding="iso-8859-1")
+    (folder / "sas_to_original_users.txt").write_text("".join(f"{u} {u + 1}\n" for u in range(num_users)))
+    return folder
+
+
+def test_user_features_change_the_user_and_train(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["model"].update(name="sasrec", user_features=True)
+    config["data"]["item_features"] = str(fake_movielens(tmp_path / "ml"))
+    results = train_and_evaluate(to_config(config), tmp_path / "run")
+    assert np.isfinite(results["train_loss"]) and 0 <= results["test"]["full"]["NDCG@10"] <= 1
+    model = build_model(
+        ModelConfig(max_len=4, hidden=8, blocks=1, heads=1, dropout=0.0),
+        5,
+        backend="reference",
+        rngs=nnx.Rngs(0),
+        user_features=np.eye(3, dtype=np.float32),
+    )
+    kernel = jnp.arange(24.0).reshape(3, 8)
+    model.project.kernel[...] = kernel
+    seq = jnp.array([[0, 1, 2, 3], [0, 1, 2, 3]])
+    rep = model.user_representation(seq, jnp.array([0, 1]))
+    np.testing.assert_allclose(rep[0] - rep[1], kernel[0] - kernel[1], atol=1e-5)  # only the user vector differs
+    with pytest.raises(ConfigError, match="user_features"):
+        build_model(ModelConfig(name="din"), 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3))
