@@ -70,7 +70,7 @@ class LossConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 128
     optimizer: str = "adam"  # adam | adamw
     lr: float = 1e-3

@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import tiny_overrides
+from tiny_configs import tiny_overrides
 
 from recattn_jax.data.load import PROJECT_ROOT
 from recattn_jax.recommend import load_run, recommend

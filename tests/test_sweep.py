@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from conftest import tiny_overrides
+from tiny_configs import tiny_overrides
 
 from recattn_jax.data.load import PROJECT_ROOT
 from recattn_jax.sweep.aggregate import aggregate_sweep

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import ML1M
+from tiny_configs import ML1M
 
 from recattn_jax.config import DataConfig
 from recattn_jax.data.load import load_split

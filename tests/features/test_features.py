@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ML1M, TINY
 from flax import nnx
 from sklearn.feature_extraction.text import TfidfVectorizer
+from tiny_configs import ML1M, TINY
 
 from recattn_jax.config import ModelConfig, to_config
 from recattn_jax.errors import ConfigError

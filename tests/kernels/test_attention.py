@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import PADDINGS, bounds, needs_interpreter, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_cases import PADDINGS, bounds, needs_interpreter, rel_err
 
 import kernels
 

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from conftest import needs_interpreter
+from kernel_cases import needs_interpreter
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_attention.py"
 

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import PADDINGS, bounds, rel_err
+from kernel_cases import PADDINGS, bounds, rel_err
 
 import kernels
 

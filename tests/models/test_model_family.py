@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY
 from flax import nnx
+from tiny_configs import TINY
 
 from recattn_jax.config import ModelConfig, to_config
 from recattn_jax.data.batches import next_item_arrays
