@@ -12,14 +12,14 @@ from recattn_jax.errors import ConfigError
 class MultiHeadAttention(nnx.Module):
     """Projections around the fused attention op; the op picks its backend (`kernel.backend`)."""
 
-    def __init__(self, dim: int, heads: int, *, backend: str = "auto", rngs: nnx.Rngs):
+    def __init__(self, dim: int, heads: int, *, backend: str = "auto", out_projection: bool = True, rngs: nnx.Rngs):
         if dim % heads:
             raise ConfigError(f"model.hidden={dim} is not divisible by model.heads={heads}")
         self.heads, self.head_dim, self.backend = heads, dim // heads, kernels.parse_backend(backend).value
         self.query = nnx.Linear(dim, dim, rngs=rngs)
         self.key = nnx.Linear(dim, dim, rngs=rngs)
         self.value = nnx.Linear(dim, dim, rngs=rngs)
-        self.out = nnx.Linear(dim, dim, rngs=rngs)
+        self.out = nnx.Linear(dim, dim, rngs=rngs) if out_projection else None
 
     def __call__(
         self,
@@ -37,4 +37,5 @@ class MultiHeadAttention(nnx.Module):
         k = self.key(x_kv).reshape(b, s, self.heads, self.head_dim)
         v = self.value(x_kv).reshape(b, s, self.heads, self.head_dim)
         o = kernels.attention(q, k, v, kv_start=kv_start, kv_end=kv_end, causal=causal, backend=self.backend)
-        return self.out(o.reshape(b, t, d))  # merge heads back into D
+        o = o.reshape(b, t, d)  # merge heads back into D
+        return o if self.out is None else self.out(o)

@@ -12,18 +12,14 @@ from __future__ import annotations
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-import kernels
-from recattn_jax.errors import ConfigError
+from recattn_jax.layers.attention import MultiHeadAttention
 
 
 class TargetAttention(nnx.Module):
+    """Query/key/value projections and the fused attention, without an output projection."""
+
     def __init__(self, dim: int, heads: int, *, backend: str = "auto", rngs: nnx.Rngs):
-        if dim % heads:
-            raise ConfigError(f"model.hidden={dim} is not divisible by model.heads={heads}")
-        self.heads, self.head_dim, self.backend = heads, dim // heads, kernels.parse_backend(backend).value
-        self.query = nnx.Linear(dim, dim, rngs=rngs)
-        self.key = nnx.Linear(dim, dim, rngs=rngs)
-        self.value = nnx.Linear(dim, dim, rngs=rngs)
+        self.attention = MultiHeadAttention(dim, heads, backend=backend, out_projection=False, rngs=rngs)
 
     def __call__(
         self,
@@ -34,11 +30,4 @@ class TargetAttention(nnx.Module):
         *,
         causal: bool = False,
     ) -> Float[Array, "B T D"]:
-        b, t, d = candidates.shape
-        s = history.shape[1]
-        # [B, *, D] -> [B, *, N, H]: split the model dim into heads
-        q = self.query(candidates).reshape(b, t, self.heads, self.head_dim)
-        k = self.key(history).reshape(b, s, self.heads, self.head_dim)
-        v = self.value(history).reshape(b, s, self.heads, self.head_dim)
-        o = kernels.attention(q, k, v, kv_start=kv_start, kv_end=kv_end, causal=causal, backend=self.backend)
-        return o.reshape(b, t, d)  # merge heads back into D
+        return self.attention(candidates, history, kv_start=kv_start, kv_end=kv_end, causal=causal)

@@ -25,7 +25,7 @@ from recattn_jax.parallel.sharded_ce import sharded_cross_entropy
 from recattn_jax.parallel.topk import chunked_ranks, chunked_topk, full_topk, sharded_ranks, sharded_topk
 from recattn_jax.train.loop import build_training, run_epoch, train_and_evaluate
 from recattn_jax.train.losses import full_cross_entropy
-from tests.conftest import TINY
+from tests.tiny_configs import TINY
 
 NUM_ITEMS = 50  # 51 rows: not a multiple of the model axis, so mesh padding is exercised
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from recattn_jax.config import to_config
 from recattn_jax.train.loop import train_and_evaluate
-from tests.conftest import TINY
+from tests.tiny_configs import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 

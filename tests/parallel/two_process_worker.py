@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recattn_jax.config import to_config
 from recattn_jax.train.loop import train_and_evaluate
-from tests.conftest import TINY
+from tests.tiny_configs import TINY
 
 
 def main(port: str, process_id: str, out: str) -> None:
