@@ -100,7 +100,9 @@ class RunLog:
         if self.tensorboard is not None and record["kind"] in ("train", "eval"):
             for key, value in record.items():
                 if key not in ("step", "kind", "time") and isinstance(value, int | float):
-                    self.tensorboard.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+                    # TensorBoard tags allow no '@': NDCG@10 -> NDCG_at_10
+                    tag = f"{record['kind']}/{key}".replace("@", "_at_")
+                    self.tensorboard.add_scalar(tag, value, record["step"])
 
     def train(self, *, step: int, epoch: int, loss: float, lr: float, seconds: float) -> None:
         self.write({"kind": "train", "step": step, "epoch": epoch, "loss": loss, "lr": lr, "seconds": seconds})
