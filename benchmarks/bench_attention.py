@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
 import itertools
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import kernels
+from benchmarks.env_info import environment
 
 PEAK_TFLOPS, PEAK_TBPS = 790.0, 4.3
 
@@ -192,21 +191,8 @@ def bench_pool(args, rows, b, s, n, h, dtype):
 
 
 def _meta():
-    def version(mod):
-        try:
-            return __import__(mod).__version__
-        except Exception:
-            return "n/a"
-
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return dict(
-        gpu=jax.devices()[0].device_kind,
-        jax=jax.__version__,
-        triton=version("triton"),
-        jax_triton=version("jax_triton"),
-        commit=commit or "n/a",
-        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    )
+    """GPU, date, commit and versions, stamped on every row."""
+    return {"gpu": jax.devices()[0].device_kind, **environment("triton", "jax-triton")}
 
 
 def main(argv=None) -> int:
