@@ -18,6 +18,7 @@ from jaxtyping import Array, Float, Int
 from recattn_jax.config import EvalConfig
 from recattn_jax.data.batches import left_pad, sample_unseen
 from recattn_jax.data.preprocess import LeaveOneOutSplit
+from recattn_jax.errors import ConfigError
 from recattn_jax.eval.metrics import ranking_metrics
 from recattn_jax.models.scoring import score_all, score_items, user_vectors
 from recattn_jax.parallel.mesh import to_host
@@ -64,7 +65,13 @@ def build_eval_set(split: LeaveOneOutSplit, name: str, max_len: int, config: Eva
     if config.sampled:
         rng = np.random.default_rng([config.seed, SPLIT_SEEDS[name]])
         everything = [split.data.sequences[u] for u in users]  # never a negative the user interacted with
-        negatives = sample_unseen(everything, split.data.num_items, config.num_negatives, rng)
+        try:
+            negatives = sample_unseen(everything, split.data.num_items, config.num_negatives, rng)
+        except ValueError as e:
+            raise ConfigError(
+                f"eval.num_negatives={config.num_negatives} is more than some user can have ({e}); "
+                "lower eval.num_negatives or set eval.sampled=false"
+            ) from None
         candidates = np.concatenate([targets[:, None], negatives], axis=1)
     return EvalSet(name, users, left_pad(histories, max_len), targets, seen, candidates)
 

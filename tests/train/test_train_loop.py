@@ -51,3 +51,9 @@ def test_impossible_config_is_reported(tiny_config, tmp_path):
     tiny_config.train.batch_size = 0
     with pytest.raises(ConfigError, match=r"train\.batch_size=0"):
         train_and_evaluate(tiny_config, tmp_path)
+
+
+def test_too_many_sampled_negatives_is_a_config_error(tiny_config, tmp_path):
+    tiny_config.eval.num_negatives = 50  # the tiny catalogue has 50 items
+    with pytest.raises(ConfigError, match=r"eval\.num_negatives=50"):
+        train_and_evaluate(tiny_config, tmp_path)
