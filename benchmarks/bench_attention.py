@@ -119,42 +119,23 @@ def bench_attention(args, rows, b, t, s, n, h, dtype, causal):
                     jax.grad(lambda q, k, v, fn=fn: jnp.sum(fn(q, k, v).astype(jnp.float32)), argnums=(0, 1, 2))
                 )
             )
+            shape = dict(
+                op="attention", impl=name, mode=mode, B=b, T=t, S=s, N=n, H=h,
+                dtype=jnp.dtype(dtype).name, causal=causal,
+            )  # fmt: skip
             try:
                 us = _time(f, q, k, v, repeats=args.repeats)
             except Exception as err:  # e.g. cuDNN needs bf16/fp16 or a supported head dim
                 print(
                     f"{name} {mode} B={b} T={t} S={s} N={n} H={h} {jnp.dtype(dtype).name}: n/a ({type(err).__name__})"
                 )
-                rows.append(
-                    dict(
-                        op="attention",
-                        impl=name,
-                        mode=mode,
-                        B=b,
-                        T=t,
-                        S=s,
-                        N=n,
-                        H=h,
-                        dtype=jnp.dtype(dtype).name,
-                        causal=causal,
-                        us="n/a",
-                    )
-                )
+                rows.append({**shape, "us": "n/a"})
                 continue
             fl = flops * (1.0 if mode == "fwd" else 3.5)
             by = io_bytes * (1.0 if mode == "fwd" else 2.5)
             tflops, tbps = fl / us / 1e6, by / us / 1e6
             row = dict(
-                op="attention",
-                impl=name,
-                mode=mode,
-                B=b,
-                T=t,
-                S=s,
-                N=n,
-                H=h,
-                dtype=jnp.dtype(dtype).name,
-                causal=causal,
+                **shape,
                 us=round(us, 1),
                 tflops=round(tflops, 2),
                 tbps=round(tbps, 3),
