@@ -36,3 +36,21 @@ class SequenceEmbedding(nnx.Module):
     def table(self) -> Float[Array, "I D"]:
         ids = self.items.embedding[...]
         return ids if self.fusion is None else self.fusion(ids)
+
+
+class ItemTable(nnx.Module):
+    """An item-id embedding table, fused with the items' side features when `fusion` is given
+    (layers/field_fusion.py): `table` is [I+1, D] and `self(ids)` looks rows up. For models whose item
+    vectors are not SequenceEmbedding's (recurrent inputs and outputs, matrix-factorisation factors)."""
+
+    def __init__(self, rows: int, dim: int, init, *, rngs: nnx.Rngs, fusion: nnx.Module | None = None):
+        self.ids = nnx.Embed(rows, dim, embedding_init=init, rngs=rngs)
+        self.fusion = fusion
+
+    @property
+    def table(self) -> Float[Array, "I D"]:
+        ids = self.ids.embedding[...]
+        return ids if self.fusion is None else self.fusion(ids)
+
+    def __call__(self, items: Int[Array, "..."]) -> Float[Array, "... D"]:
+        return self.ids(items) if self.fusion is None else self.table[items]

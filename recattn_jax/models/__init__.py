@@ -10,15 +10,18 @@ from recattn_jax.errors import ConfigError
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {}
 WITH_ITEM_FEATURES: set[str] = set()  # models whose builder takes `features=` (fused item representation)
+WITH_USER_FEATURES: set[str] = set()  # models that can add a user side-feature vector (models/user_features.py)
 
 
-def register_model(name: str, *, item_features: bool = False):
+def register_model(name: str, *, item_features: bool = False, user_features: bool = False):
     def register(builder):
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         MODELS[name] = builder
         if item_features:
             WITH_ITEM_FEATURES.add(name)
+        if user_features:
+            WITH_USER_FEATURES.add(name)
         return builder
 
     return register
@@ -39,22 +42,40 @@ def build_model(
     else:
         model = MODELS[config.name](config, num_items, backend=backend, rngs=rngs, features=features)
     if user_features is not None:
-        from recattn_jax.models.user_features import WithUserFeatures
+        from recattn_jax.models.user_features import with_user_features
 
-        model = WithUserFeatures(model, user_features, rngs=rngs)
+        if config.name not in WITH_USER_FEATURES:
+            raise ConfigError(
+                f"model={config.name} has no user representation to add user features to "
+                f"(model.user_features=true); use one of {sorted(WITH_USER_FEATURES)}"
+            )
+        model = with_user_features(model, user_features, rngs=rngs)
     return model
 
 
 def item_embedding(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, extra_rows: int = 0):
     """SequenceEmbedding of items 1..num_items (+ `extra_rows` special tokens), fused with `features`."""
     from recattn_jax.layers.embeddings import SequenceEmbedding
+
+    fusion = field_fusion(config, num_items + 1 + extra_rows, backend=backend, rngs=rngs, features=features)
+    return SequenceEmbedding(num_items + extra_rows, config.hidden, config.max_len, rngs=rngs, fusion=fusion)
+
+
+def item_table(config, num_items: int, init, *, backend: str, rngs: nnx.Rngs, features=None):
+    """ItemTable of items 0..num_items (0 = padding) with `init`, fused with `features` when given."""
+    from recattn_jax.layers.embeddings import ItemTable
+
+    fusion = field_fusion(config, num_items + 1, backend=backend, rngs=rngs, features=features)
+    return ItemTable(num_items + 1, config.hidden, init, rngs=rngs, fusion=fusion)
+
+
+def field_fusion(config, rows: int, *, backend: str, rngs: nnx.Rngs, features=None):
+    """FieldFusion over `rows` item rows (features padded to them), or None without features."""
     from recattn_jax.layers.field_fusion import FieldFusion
 
-    fusion = None
-    if features is not None:
-        padded = features.padded(num_items + 1 + extra_rows)
-        fusion = FieldFusion(padded, config.hidden, config.heads, backend=backend, rngs=rngs)
-    return SequenceEmbedding(num_items + extra_rows, config.hidden, config.max_len, rngs=rngs, fusion=fusion)
+    if features is None:
+        return None
+    return FieldFusion(features.padded(rows), config.hidden, config.heads, backend=backend, rngs=rngs)
 
 
 from recattn_jax.models import (  # noqa: E402,F401  (each module registers its model)

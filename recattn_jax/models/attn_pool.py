@@ -40,7 +40,7 @@ class AttnPool(nnx.Module):
         return self.embedding.table
 
 
-@register_model("attn_pool", item_features=True)
+@register_model("attn_pool", item_features=True, user_features=True)
 def build_attn_pool(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> AttnPool:
     return AttnPool(
         item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),

@@ -41,16 +41,19 @@ class BERT4Rec(nnx.Module):
         mask = jnp.full((seq.shape[0], 1), self.mask_token, seq.dtype)
         return self.encode(jnp.concatenate([seq[:, 1:], mask], axis=1))[:, -1]
 
-    def train_loss(self, batch, loss_fn, rng, rngs):
+    def train_loss(self, batch, loss_fn, rng, rngs, user_offset: Float[Array, "B D"] | None = None):
+        """Masked-item loss; `user_offset` (user side features) is added to every output state."""
         seq = batch["targets"]  # the last max_len items of each training sequence, right-aligned
         masked = (jax.random.uniform(rng, seq.shape) < self.mask_prob) & (seq != 0)
         inputs = jnp.where(masked, self.mask_token, seq)
         labels = jnp.where(masked, seq, 0)  # the loss averages over labelled positions only
         hidden = self.encode(inputs, rngs=rngs)
+        if user_offset is not None:
+            hidden = hidden + user_offset[:, None]
         return loss_fn(hidden, self.item_table(), labels, jax.random.fold_in(rng, 1))
 
 
-@register_model("bert4rec", item_features=True)
+@register_model("bert4rec", item_features=True, user_features=True)
 def build_bert4rec(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> BERT4Rec:
     return BERT4Rec(
         # one extra row: the [mask] token

@@ -6,6 +6,8 @@ other model, and a user unseen in training still gets a factor. Training is pair
 position's target i against `model.train_negatives` uniform items k != i, loss
 -log sigmoid(p_u . q_i - p_u . q_k), with the target's own y_i left out of p_u (FISM's
 self-exclusion), so the model cannot learn to recommend what the user already has.
+With `model.item_features=tfidf` both factor tables are fused with the items' side features;
+with `model.user_features=true` the projected user features are added to p_u (models/user_features.py).
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-from recattn_jax.models import register_model
+from recattn_jax.layers.embeddings import ItemTable
+from recattn_jax.models import item_table, register_model
 from recattn_jax.train.losses import sample_negatives
 
 
 class BprMF(nnx.Module):
-    def __init__(self, num_items: int, dim: int, negatives: int, *, rngs: nnx.Rngs):
-        init = nnx.initializers.normal(stddev=0.1)
-        self.history_factors = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)  # y_j
-        self.item_factors = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)  # q_i
+    def __init__(self, history_factors: ItemTable, item_factors: ItemTable, negatives: int):
+        self.history_factors = history_factors  # y_j
+        self.item_factors = item_factors  # q_i
         self.negatives = negatives
 
     def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
@@ -32,9 +34,10 @@ class BprMF(nnx.Module):
         return total / jnp.maximum(jnp.sum(valid, axis=1), 1)
 
     def item_table(self) -> Float[Array, "I D"]:
-        return self.item_factors.embedding[...]
+        return self.item_factors.table
 
-    def train_loss(self, batch, loss_fn, rng, rngs):
+    def train_loss(self, batch, loss_fn, rng, rngs, user_offset: Float[Array, "B D"] | None = None):
+        """BPR over every training position; `user_offset` (user side features) is added to p_u."""
         del loss_fn, rngs  # BPR is this model's objective
         inputs, targets = batch["inputs"], batch["targets"]
         valid = (inputs != 0)[..., None]
@@ -44,6 +47,8 @@ class BprMF(nnx.Module):
         own = jnp.concatenate([y[:, 1:], jnp.zeros_like(y[:, :1])], axis=1)
         in_history = jnp.concatenate([valid[:, 1:], jnp.zeros_like(valid[:, :1])], axis=1)
         user = (jnp.sum(y, axis=1, keepdims=True) - own) / jnp.maximum(count - in_history, 1)  # [B, L, D]
+        if user_offset is not None:
+            user = user + user_offset[:, None]
         table = self.item_table()
         negatives = sample_negatives(rng, targets, table.shape[0] - 1, self.negatives)  # [B, L, K]
         pos = jnp.einsum("bld,bld->bl", user, table[targets])
@@ -53,7 +58,8 @@ class BprMF(nnx.Module):
         return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
 
 
-@register_model("bpr_mf")
-def build_bpr_mf(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> BprMF:
-    del backend
-    return BprMF(num_items, config.hidden, config.train_negatives, rngs=rngs)
+@register_model("bpr_mf", item_features=True, user_features=True)
+def build_bpr_mf(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> BprMF:
+    init = nnx.initializers.normal(stddev=0.1)
+    tables = [item_table(config, num_items, init, backend=backend, rngs=rngs, features=features) for _ in range(2)]
+    return BprMF(*tables, config.train_negatives)

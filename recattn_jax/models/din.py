@@ -8,6 +8,9 @@ once and no [B, items, S] tensor is materialised.
 Training (full CE would need B x L x I x S): a sampled softmax at every position t, over the
 positive (the next item) and `model.train_negatives` uniform items != positive, each candidate
 attending to the prefix ..t (causal target attention). The `loss=` group does not apply to DIN.
+
+User side features (`model.user_features=true`) enter as `user_offset`, added to the attended
+interest before the MLP (models/user_features.py).
 """
 
 from __future__ import annotations
@@ -59,12 +62,20 @@ class DIN(nnx.Module):
     def _candidates(self, items: Int[Array, "B T"]) -> Float[Array, "B T D"]:
         return self.embedding.table[items] * self.embedding.scale
 
-    def score_items(self, seq: Int[Array, "B L"], items: Int[Array, "B C"]) -> Float[Array, "B C"]:
+    def _interest(self, cand, history, kv_start, kv_end, user_offset, causal: bool = False):
+        interest = self.attention(cand, history, kv_start, kv_end, causal=causal)
+        return interest if user_offset is None else interest + user_offset[:, None]
+
+    def score_items(
+        self, seq: Int[Array, "B L"], items: Int[Array, "B C"], user_offset: Float[Array, "B D"] | None = None
+    ) -> Float[Array, "B C"]:
         history, kv_start, kv_end = self._history(seq)
         cand = self._candidates(items)
-        return self.scorer(self.attention(cand, history, kv_start, kv_end), cand)
+        return self.scorer(self._interest(cand, history, kv_start, kv_end, user_offset), cand)
 
-    def score_all(self, seq: Int[Array, "B L"], chunk: int | None = None) -> Float[Array, "B I"]:
+    def score_all(
+        self, seq: Int[Array, "B L"], chunk: int | None = None, user_offset: Float[Array, "B D"] | None = None
+    ) -> Float[Array, "B I"]:
         """Scores of items 0..I, `chunk` (default model.candidate_chunk) candidates at a time."""
         chunk = chunk or self.candidate_chunk
         num = self.embedding.table.shape[0]  # I + 1, padding included
@@ -77,12 +88,12 @@ class DIN(nnx.Module):
 
         def one_chunk(items: Int[Array, " C"]) -> Float[Array, "B C"]:
             cand = jnp.broadcast_to(table[items][None], (b, chunk, history.shape[-1]))
-            return self.scorer(self.attention(cand, history, kv_start, kv_end), cand)
+            return self.scorer(self._interest(cand, history, kv_start, kv_end, user_offset), cand)
 
         scores = jax.lax.map(one_chunk, ids)  # [chunks, B, chunk]
         return jnp.moveaxis(scores, 0, 1).reshape(b, chunks * chunk)[:, :num]
 
-    def train_loss(self, batch, loss_fn, rng, rngs):
+    def train_loss(self, batch, loss_fn, rng, rngs, user_offset: Float[Array, "B D"] | None = None):
         del loss_fn  # DIN's own sampled objective, see the module docstring
         inputs, targets = batch["inputs"], batch["targets"]
         history, kv_start, kv_end = self._history(inputs, rngs)
@@ -93,14 +104,15 @@ class DIN(nnx.Module):
         folded = jnp.moveaxis(items, -1, 0).reshape(c * b, length)
         tile = lambda a: jnp.tile(a, (c,) + (1,) * (a.ndim - 1))  # noqa: E731
         cand = self._candidates(folded)
-        interest = self.attention(cand, tile(history), tile(kv_start), tile(kv_end), causal=True)
+        offset = None if user_offset is None else tile(user_offset)
+        interest = self._interest(cand, tile(history), tile(kv_start), tile(kv_end), offset, causal=True)
         logits = jnp.moveaxis(self.scorer(interest, cand).reshape(c, b, length), 0, -1)  # [B, L, 1+K]
         nll = jax.nn.logsumexp(logits, axis=-1) - logits[..., 0]
         mask = targets != 0
         return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
 
 
-@register_model("din", item_features=True)
+@register_model("din", item_features=True, user_features=True)
 def build_din(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> DIN:
     return DIN(
         item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),

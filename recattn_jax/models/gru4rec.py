@@ -2,6 +2,8 @@
 
 Trained on every position of the session (the next item), with the configured loss; the paper's
 TOP1/BPR-max losses are not implemented (`loss=ce` is GRU4Rec's cross-entropy variant).
+With `model.item_features=tfidf` the input and the output item tables are each fused with the items'
+side features (two fusions: inputs and outputs live in different spaces).
 """
 
 from __future__ import annotations
@@ -9,16 +11,17 @@ from __future__ import annotations
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from recattn_jax.layers.embeddings import ItemTable
 from recattn_jax.layers.recurrent import RecurrentEncoder
-from recattn_jax.models import register_model
+from recattn_jax.models import item_table, register_model
 
 
 class GRU4Rec(nnx.Module):
-    def __init__(self, num_items: int, dim: int, dropout: float, *, rngs: nnx.Rngs):
-        init = nnx.initializers.normal(stddev=dim**-0.5)
-        self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
+    def __init__(self, items: ItemTable, outputs: ItemTable, dropout: float, *, rngs: nnx.Rngs):
+        dim = outputs.table.shape[1]
+        self.items = items
         self.encoder = RecurrentEncoder(dim, dim, "gru", rngs=rngs)
-        self.outputs = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
+        self.outputs = outputs
         self.dropout = nnx.Dropout(dropout)
 
     def encode(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B L D"]:
@@ -26,13 +29,14 @@ class GRU4Rec(nnx.Module):
         return self.dropout(self.encoder(x, seq), deterministic=rngs is None, rngs=rngs)
 
     def item_table(self) -> Float[Array, "I D"]:
-        return self.outputs.embedding[...]
+        return self.outputs.table
 
     def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
         return self.encode(seq)[:, -1]
 
 
-@register_model("gru4rec")
-def build_gru4rec(config, num_items: int, *, backend: str, rngs: nnx.Rngs) -> GRU4Rec:
-    del backend
-    return GRU4Rec(num_items, config.hidden, config.dropout, rngs=rngs)
+@register_model("gru4rec", item_features=True, user_features=True)
+def build_gru4rec(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> GRU4Rec:
+    init = nnx.initializers.normal(stddev=config.hidden**-0.5)
+    tables = [item_table(config, num_items, init, backend=backend, rngs=rngs, features=features) for _ in range(2)]
+    return GRU4Rec(*tables, config.dropout, rngs=rngs)

@@ -32,7 +32,7 @@ class SASRec(nnx.Module):
         return self.encode(seq)[:, -1]  # right-aligned: the newest item sits last
 
 
-@register_model("sasrec", item_features=True)
+@register_model("sasrec", item_features=True, user_features=True)
 def build_sasrec(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> SASRec:
     return SASRec(
         item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),

@@ -2,6 +2,7 @@
 
 A model either defines `score_all` / `score_items` itself (e.g. target attention, where the user
 vector depends on the candidate) or provides `user_representation` and `item_table`, scored by dot product.
+Models with `needs_users` (user side features) also take the user indices.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ def score_all(model, seq: Int[Array, "B L"], users: Int[Array, " B"] | None = No
 
     `users` (user indices) matter only to models with `needs_users` (user side features)."""
     if hasattr(model, "score_all"):
-        return model.score_all(seq)
+        return model.score_all(seq, *_users_of(model, users))
     return user_vectors(model, seq, users) @ model.item_table().T
 
 
@@ -23,15 +24,20 @@ def score_items(
     model, seq: Int[Array, "B L"], items: Int[Array, "B C"], users: Int[Array, " B"] | None = None
 ) -> Float[Array, "B C"]:
     if hasattr(model, "score_items"):
-        return model.score_items(seq, items)
+        return model.score_items(seq, items, *_users_of(model, users))
     user = user_vectors(model, seq, users)
     return jnp.einsum("bd,bcd->bc", user, model.item_table()[items])
 
 
 def user_vectors(model, seq, users) -> Float[Array, "B D"]:
     """The user representation of a dot-product model, with user side features where it has them."""
-    if getattr(model, "needs_users", False):
-        if users is None:
-            raise ValueError("this model adds user features: pass the user indices")
-        return model.user_representation(seq, users)
-    return model.user_representation(seq)
+    return model.user_representation(seq, *_users_of(model, users))
+
+
+def _users_of(model, users) -> tuple:
+    """(users,) for a model that needs them, else ()."""
+    if not getattr(model, "needs_users", False):
+        return ()
+    if users is None:
+        raise ValueError("this model adds user features: pass the user indices")
+    return (users,)

@@ -14,7 +14,9 @@ from recattn_jax.errors import ConfigError
 from recattn_jax.features.item_features import build_item_features
 from recattn_jax.features.text import TOKEN_PATTERN, bag_of_words, tfidf
 from recattn_jax.models import build_model
+from recattn_jax.models.scoring import score_all, score_items
 from recattn_jax.train.loop import train_and_evaluate
+from recattn_jax.train.losses import next_item_loss
 
 CORPUS = ["toy story animation comedy", "jumanji adventure fantasy", "grumpier old men comedy romance", "", "toy toy"]
 
@@ -55,7 +57,7 @@ def test_fusion_without_side_features_is_the_id_embedding():
     assert np.all(np.isfinite(model.user_representation(jnp.array([[0, 0, 1, 2]]))))
 
 
-@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "lstm", "gru4rec", "bpr_mf"])
 def test_tfidf_fusion_trains_on_a_feature_table(name, tmp_path):
     rng = np.random.default_rng(0)
     rows = ["item,text,categories"] + [
@@ -71,7 +73,7 @@ def test_tfidf_fusion_trains_on_a_feature_table(name, tmp_path):
 
 def test_models_without_fusion_refuse_features(tmp_path):
     config = copy.deepcopy(TINY)
-    config["model"].update(name="gru4rec", item_features="tfidf")
+    config["model"].update(name="pop", item_features="tfidf")
     (tmp_path / "items.csv").write_text("item,text\n1,hello\n")
     config["data"]["item_features"] = str(tmp_path / "items.csv")
     with pytest.raises(ConfigError, match="no item-feature fusion"):
@@ -123,4 +125,52 @@ def test_user_features_change_the_user_and_train(tmp_path):
     rep = model.user_representation(seq, jnp.array([0, 1]))
     np.testing.assert_allclose(rep[0] - rep[1], kernel[0] - kernel[1], atol=1e-5)  # only the user vector differs
     with pytest.raises(ConfigError, match="user_features"):
-        build_model(ModelConfig(name="din"), 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3))
+        build_model(ModelConfig(name="pop"), 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru4rec", "bpr_mf"])
+def test_fused_tables_of_recurrent_and_mf_models_use_the_features(name):
+    features = build_item_features(["a b", "", "c"], [["x", "y"], [], []])
+    config = ModelConfig(name=name, max_len=4, hidden=8, heads=1, dropout=0.0)
+    plain = build_model(config, 3, backend="reference", rngs=nnx.Rngs(0))
+    fused = build_model(config, 3, backend="reference", rngs=nnx.Rngs(0), features=features)
+    seq = jnp.array([[0, 1, 2, 3]])
+    assert fused.item_table().shape == plain.item_table().shape
+    # item 2 has no side features: its output row is the ID row; items 1 and 3 differ from theirs
+    inner_table = fused.item_table()[:, :8]
+    assert not np.allclose(inner_table[1], inner_table[2])
+    ids = {
+        "lstm": lambda m: m.dense.kernel[...].T,
+        "gru4rec": lambda m: m.outputs.ids.embedding[...],
+        "bpr_mf": lambda m: m.item_factors.ids.embedding[...],
+    }[name](fused)
+    np.testing.assert_allclose(inner_table[2], ids[2], atol=1e-6)
+    assert not np.allclose(inner_table[1], ids[1])
+    assert np.all(np.isfinite(fused.user_representation(seq)))
+
+
+@pytest.mark.parametrize("name", ["din", "bert4rec", "bpr_mf", "gru4rec"])
+def test_user_features_reach_the_scores_and_the_loss(name, tmp_path):
+    config = ModelConfig(name=name, max_len=4, hidden=8, blocks=1, heads=1, dropout=0.0, mask_prob=1.0)
+    model = build_model(config, 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3, dtype=np.float32))
+    seq = jnp.array([[0, 1, 2, 3], [0, 1, 2, 3]])
+    users = jnp.array([0, 1])
+    same = score_all(model, seq, users)
+    np.testing.assert_allclose(same[0], same[1], atol=1e-6)  # W starts at zero: the model without them
+    model.project.kernel[...] = jax.random.normal(jax.random.key(1), model.project.kernel.shape)
+    scores = score_all(model, seq, users)
+    assert not np.allclose(scores[0], scores[1], atol=1e-4)  # same history, different user
+    items = jnp.array([[1, 4], [1, 4]])
+    np.testing.assert_allclose(score_items(model, seq, items, users), scores[:, [1, 4]], rtol=1e-5, atol=1e-5)
+    batch = {"inputs": seq, "targets": jnp.array([[0, 2, 3, 4], [0, 2, 3, 4]]), "users": users}
+    loss_fn = next_item_loss("ce", 1)
+    losses = [
+        model.train_loss({k: v[i : i + 1] for k, v in batch.items()}, loss_fn, jax.random.key(0), nnx.Rngs(0))
+        for i in (0, 1)
+    ]
+    assert not np.isclose(losses[0], losses[1])
+    config = copy.deepcopy(TINY)
+    config["model"].update(name=name, user_features=True)
+    config["data"]["item_features"] = str(fake_movielens(tmp_path / "ml"))
+    results = train_and_evaluate(to_config(config), tmp_path / "run")
+    assert np.isfinite(results["train_loss"]) and 0 <= results["test"]["full"]["NDCG@10"] <= 1

@@ -70,9 +70,7 @@ def test_recurrent_state_is_not_polluted_by_padding(name):
     seq = jnp.array([[0, 0, 0, 4, 5, 6, 7, 8]], jnp.int32)
     np.testing.assert_allclose(m.user_representation(seq), m.user_representation(seq[:, 3:]), atol=1e-5)
     # the padded slots' embeddings do not matter
-    state = nnx.state(m)
-    state["items"]["embedding"][...] = state["items"]["embedding"][...].at[0].add(3.0)
-    nnx.update(m, state)
+    m.items.ids.embedding[...] = m.items.ids.embedding[...].at[0].add(3.0)
     np.testing.assert_allclose(m.user_representation(seq), m.user_representation(seq[:, 3:]), atol=1e-5)
 
 
@@ -101,7 +99,7 @@ def test_pop_counts_the_items_of_the_training_rows(tiny_config):
 def test_bpr_mf_user_is_mean_of_history_factors():
     m = model("bpr_mf")
     seq = jnp.array([[0, 0, 0, 0, 0, 2, 3, 4]], jnp.int32)
-    y = m.history_factors.embedding[...]
+    y = m.history_factors.table
     np.testing.assert_allclose(m.user_representation(seq)[0], (y[2] + y[3] + y[4]) / 3, atol=1e-6)
     loss = m.train_loss(
         {"inputs": seq, "targets": jnp.array([[0, 0, 0, 0, 2, 3, 4, 5]])}, None, jax.random.key(0), None
