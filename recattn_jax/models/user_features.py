@@ -27,15 +27,15 @@ class WithUserFeatures(nnx.Module):
     def user_vector(self, users: Int[Array, " B"]) -> Float[Array, "B D"]:
         return self.project(self.user_features[...][jnp.maximum(users, 0)])  # -1 (a padding row) -> any user
 
-    def encode(self, seq: Int[Array, "B L"], users: Int[Array, " B"], *, rngs: nnx.Rngs | None = None):
-        return self.inner.encode(seq, rngs=rngs) + self.user_vector(users)[:, None]
+    def encode(self, seq: Int[Array, "B L"], users: Int[Array, " B"], *, events=None, rngs: nnx.Rngs | None = None):
+        return self.inner.encode(seq, events=events, rngs=rngs) + self.user_vector(users)[:, None]
 
     def train_loss(self, batch, loss_fn, rng, rngs):
-        hidden = self.encode(batch["inputs"], batch["users"], rngs=rngs)
+        hidden = self.encode(batch["inputs"], batch["users"], events=batch.get("events"), rngs=rngs)
         return loss_fn(hidden, self.item_table(), batch["targets"], rng)
 
     def item_table(self) -> Float[Array, "I D"]:
         return self.inner.item_table()
 
-    def user_representation(self, seq: Int[Array, "B L"], users: Int[Array, " B"]) -> Float[Array, "B D"]:
-        return self.inner.user_representation(seq) + self.user_vector(users)
+    def user_representation(self, seq: Int[Array, "B L"], users: Int[Array, " B"], events=None) -> Float[Array, "B D"]:
+        return self.inner.user_representation(seq, events) + self.user_vector(users)
