@@ -27,7 +27,14 @@ class WithUserFeatures(nnx.Module):
     def user_vector(self, users: Int[Array, " B"]) -> Float[Array, "B D"]:
         return self.project(self.user_features[...][jnp.maximum(users, 0)])  # -1 (a padding row) -> any user
 
-    def encode(self, seq: Int[Array, "B L"], users: Int[Array, " B"], *, events=None, rngs: nnx.Rngs | None = None):
+    def encode(
+        self,
+        seq: Int[Array, "B L"],
+        users: Int[Array, " B"],
+        *,
+        events: Int[Array, "B L"] | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
         return self.inner.encode(seq, events=events, rngs=rngs) + self.user_vector(users)[:, None]
 
     def train_loss(self, batch, loss_fn, rng, rngs):
@@ -37,5 +44,7 @@ class WithUserFeatures(nnx.Module):
     def item_table(self) -> Float[Array, "I D"]:
         return self.inner.item_table()
 
-    def user_representation(self, seq: Int[Array, "B L"], users: Int[Array, " B"], events=None) -> Float[Array, "B D"]:
+    def user_representation(
+        self, seq: Int[Array, "B L"], users: Int[Array, " B"], events: Int[Array, "B L"] | None = None
+    ) -> Float[Array, "B D"]:
         return self.inner.user_representation(seq, events) + self.user_vector(users)
