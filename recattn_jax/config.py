@@ -28,6 +28,7 @@ class SyntheticConfig:
     num_successors: int = 3
     successor_decay: float = 0.5
     seed: int = 0
+    events: bool = False  # an event type per interaction, click / purchase (data/synthetic_events.py)
 
 
 @dataclasses.dataclass

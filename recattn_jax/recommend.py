@@ -39,6 +39,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, LeaveOneOutSplit, nnx.Module]
         rngs=nnx.Rngs(0),
         features=features,
         user_features=user_features,
+        num_event_types=split.data.num_event_types,
     )
     checkpoint = BestCheckpoint(run_dir / "checkpoints")
     try:
@@ -74,20 +75,24 @@ def recommend(run_dir: str | Path, k: int = 10, users: Sequence | None = None, b
     graphdef, state = nnx.split(model)
 
     @jax.jit
-    def top_k(state, inputs, seen, users):
-        scores = score_all(nnx.merge(graphdef, state), inputs, users)
+    def top_k(state, inputs, seen, users, events):
+        scores = score_all(nnx.merge(graphdef, state), inputs, users, events)
         batch = jnp.arange(scores.shape[0])[:, None]
         scores = scores.at[batch, seen].set(-jnp.inf).at[:, 0].set(-jnp.inf)  # seen items and padding
         return jax.lax.top_k(scores, k)
 
     histories = split.history(rows, "all")
+    history_events = split.history_events(rows, "all")  # None when the data has no event column
     longest = max(len(h) for h in histories)
     frames = []
     for start in range(0, len(rows), batch_size):
         chunk = histories[start : start + batch_size]
         seen = left_pad(chunk, longest)
         inputs = left_pad(chunk, config.model.max_len)
-        values, items = jax.device_get(top_k(state, inputs, seen, rows[start : start + batch_size]))
+        events = (
+            None if history_events is None else left_pad(history_events[start : start + batch_size], inputs.shape[1])
+        )
+        values, items = jax.device_get(top_k(state, inputs, seen, rows[start : start + batch_size], events))
         frames.append(
             pd.DataFrame(
                 {

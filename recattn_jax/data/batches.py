@@ -19,25 +19,37 @@ def left_pad(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class NextItemArrays:
-    """Next-item training pairs: inputs[u, t] is followed by targets[u, t]; 0 marks padding."""
+    """Next-item training pairs: inputs[u, t] is followed by targets[u, t]; 0 marks padding.
+
+    With an event column: events[u, t] is the event type (1..N) of inputs[u, t], target_events[u, t]
+    that of targets[u, t] (BERT4Rec's masked rows are the targets); 0 on padding, as the items."""
 
     inputs: np.ndarray  # [R, L] int32
     targets: np.ndarray  # [R, L] int32
     users: np.ndarray  # [R] user index of each row
+    events: np.ndarray | None = None  # [R, L] int32, or None when the data has no event column
+    target_events: np.ndarray | None = None  # [R, L] int32, or None
 
     @property
     def num_rows(self) -> int:
         return len(self.users)
 
 
-def next_item_arrays(train_sequences: Sequence[np.ndarray], max_len: int) -> NextItemArrays:
-    """One row per user with at least two training items (a user with one has no next item)."""
+def next_item_arrays(
+    train_sequences: Sequence[np.ndarray], max_len: int, train_events: Sequence[np.ndarray] | None = None
+) -> NextItemArrays:
+    """One row per user with at least two training items (a user with one has no next item).
+
+    `train_events`: per user, the event type of each training item (aligned with train_sequences)."""
     users = np.asarray([u for u, s in enumerate(train_sequences) if len(s) >= 2], np.int64)
-    return NextItemArrays(
-        inputs=left_pad([train_sequences[u][:-1] for u in users], max_len),
-        targets=left_pad([train_sequences[u][1:] for u in users], max_len),
-        users=users,
-    )
+
+    def shifted(per_user: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        # (inputs, targets): each row's items but the last, and but the first
+        return left_pad([per_user[u][:-1] for u in users], max_len), left_pad([per_user[u][1:] for u in users], max_len)
+
+    inputs, targets = shifted(train_sequences)
+    events, target_events = shifted(train_events) if train_events is not None else (None, None)
+    return NextItemArrays(inputs, targets, users, events, target_events)
 
 
 def epoch_batches(num_rows: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -31,6 +31,11 @@ class SequenceData:
     def num_items(self) -> int:
         return len(self.item_ids) - 1
 
+    @property
+    def num_event_types(self) -> int:
+        """Distinct event types (codes 1..N; 0 is padding), 0 when the data has no event column."""
+        return 0 if self.events is None else len(self.report["event_types"])
+
 
 def build_sequences(
     interactions: Interactions, *, min_user_interactions: int = 0, min_item_interactions: int = 0
@@ -105,21 +110,37 @@ class LeaveOneOutSplit:
     eval_users: np.ndarray  # user indices that have a valid and a test target
 
     def train_sequence(self, user: int) -> np.ndarray:
-        seq = self.data.sequences[user]
-        return seq[:-2] if len(seq) >= 3 else seq
+        return _train_part(self.data.sequences[user])
 
     @property
     def train_sequences(self) -> list[np.ndarray]:
         return [self.train_sequence(u) for u in range(self.data.num_users)]
 
+    @property
+    def train_events(self) -> list[np.ndarray] | None:
+        """Event types aligned with `train_sequences`; None when the data has no event column."""
+        return None if self.data.events is None else [_train_part(e) for e in self.data.events]
+
     def history(self, users: np.ndarray, split: str) -> list[np.ndarray]:
         """The input sequence for predicting the `split` target ('valid', 'test' or 'all')."""
-        cut = {"valid": 2, "test": 1, "all": 0}[split]
-        return [self.data.sequences[u][: len(self.data.sequences[u]) - cut] for u in users]
+        return _history_part(self.data.sequences, users, split)
+
+    def history_events(self, users: np.ndarray, split: str) -> list[np.ndarray] | None:
+        """Event types aligned with `history(users, split)`; None when the data has no event column."""
+        return None if self.data.events is None else _history_part(self.data.events, users, split)
 
     def targets(self, users: np.ndarray, split: str) -> np.ndarray:
         offset = {"valid": 2, "test": 1}[split]
         return np.asarray([self.data.sequences[u][-offset] for u in users], np.int32)
+
+
+def _train_part(seq: np.ndarray) -> np.ndarray:
+    return seq[:-2] if len(seq) >= 3 else seq
+
+
+def _history_part(per_user: list[np.ndarray], users: np.ndarray, split: str) -> list[np.ndarray]:
+    cut = {"valid": 2, "test": 1, "all": 0}[split]
+    return [per_user[u][: len(per_user[u]) - cut] for u in users]
 
 
 def leave_one_out_split(data: SequenceData) -> LeaveOneOutSplit:

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SyntheticSpec", "generate_synthetic"]
+__all__ = ["SyntheticSpec", "generate_synthetic", "generate_synthetic_with_sequels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,6 +225,13 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
     every user present), each user's items in chronological order, item ids in 1..I, and no item
     repeated within a user.
     """
+    users, items, _ = generate_synthetic_with_sequels(spec)
+    return users, items
+
+
+def generate_synthetic_with_sequels(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``users, items`` as generate_synthetic, and a bool array: whether each item was drawn as a sequel
+    of the user's previous item (step 4's short-range branch). The same random stream, the same data."""
     spec.validate()
     rng = np.random.default_rng(spec.seed)
     n_users, n_items, n_topics = spec.num_users, spec.num_items, spec.num_topics
@@ -270,6 +277,7 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
     remaining = np.broadcast_to(topic_size, (n_users, n_topics)).copy()
     # ragged output: user u's items at start[u] .. start[u] + lengths[u] - 1, users in order
     out = np.zeros(int(lengths.sum()), dtype=np.int32 if n_items < 2**31 - 1 else np.int64)
+    from_sequel = np.zeros(out.size, dtype=bool)
     start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     order = np.argsort(-lengths, kind="stable")  # users active at step s: order[: n_active[s]]
     n_active = np.searchsorted(-lengths[order], -np.arange(max_len), side="left")
@@ -290,6 +298,7 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
                 rows, cand, w = rows[ok], cand[ok], w[ok]
                 if rows.size:
                     chosen[rows] = cand[np.arange(rows.size), _weighted_choice(w, rng)]
+                    from_sequel[start[users[rows]] + step] = True
 
         # Long-term taste: topic from theta (skipping exhausted topics), item by popularity.
         rows = np.flatnonzero(chosen == 0)
@@ -320,7 +329,7 @@ def generate_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
         out[start[users] + step] = chosen
 
     users_out = np.repeat(np.arange(1, n_users + 1, dtype=np.int64), lengths)
-    return users_out, out.astype(np.int64)
+    return users_out, out.astype(np.int64), from_sequel
 
 
 def _count_at_most(cdf: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -51,6 +51,7 @@ class EvalSet:
     targets: np.ndarray  # [U]
     seen: np.ndarray  # [U, P] whole histories (not truncated to L), 0-padded on the right
     candidates: np.ndarray | None  # [U, 1 + negatives]: target first
+    events: np.ndarray | None = None  # [U, L] event types aligned with inputs (0 on padding); None: no event column
 
 
 def build_eval_set(split: LeaveOneOutSplit, name: str, max_len: int, config: EvalConfig) -> EvalSet:
@@ -73,7 +74,9 @@ def build_eval_set(split: LeaveOneOutSplit, name: str, max_len: int, config: Eva
                 "lower eval.num_negatives or set eval.sampled=false"
             ) from None
         candidates = np.concatenate([targets[:, None], negatives], axis=1)
-    return EvalSet(name, users, left_pad(histories, max_len), targets, seen, candidates)
+    history_events = split.history_events(users, name)
+    events = None if history_events is None else left_pad(history_events, max_len)
+    return EvalSet(name, users, left_pad(histories, max_len), targets, seen, candidates, events)
 
 
 class Evaluator:
@@ -88,19 +91,19 @@ class Evaluator:
         item_ranks = _item_ranks(config, layout)
 
         @jax.jit
-        def full(state, inputs, targets, seen, users):
+        def full(state, inputs, targets, seen, users, events):
             model = nnx.merge(graphdef, state)
             if item_ranks is not None and not hasattr(model, "score_all"):
-                return item_ranks(user_vectors(model, inputs, users), model.item_table(), targets, seen)
-            scores = score_all(model, inputs, users)
+                return item_ranks(user_vectors(model, inputs, users, events), model.item_table(), targets, seen)
+            scores = score_all(model, inputs, users, events)
             if layout is not None:
                 scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items
             return full_ranks(scores, targets, seen)
 
         @jax.jit
-        def sampled(state, inputs, candidates, users):
+        def sampled(state, inputs, candidates, users, events):
             model = nnx.merge(graphdef, state)
-            return sampled_ranks(score_items(model, inputs, candidates, users))
+            return sampled_ranks(score_items(model, inputs, candidates, users, events))
 
         self._full, self._sampled = full, sampled
 
@@ -121,10 +124,12 @@ class Evaluator:
                     "users": eval_set.users[rows],
                 }
                 | ({} if eval_set.candidates is None else {"candidates": eval_set.candidates[rows]})
+                | ({} if eval_set.events is None else {"events": eval_set.events[rows]})
             )
-            full.append(host(self._full(state, batch["inputs"], batch["targets"], batch["seen"], batch["users"]))[:n])
+            inputs, users, events = batch["inputs"], batch["users"], batch.get("events")
+            full.append(host(self._full(state, inputs, batch["targets"], batch["seen"], users, events))[:n])
             if eval_set.candidates is not None:
-                sampled.append(host(self._sampled(state, batch["inputs"], batch["candidates"], batch["users"]))[:n])
+                sampled.append(host(self._sampled(state, inputs, batch["candidates"], users, events))[:n])
         out = {"full": ranking_metrics(np.concatenate(full), self.config.ks)}
         if sampled:
             out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)

@@ -22,28 +22,38 @@ class AttnPool(nnx.Module):
         self.pooling = pooling
         self.dropout = nnx.Dropout(dropout)
 
-    def _inputs(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None):
-        x = self.dropout(self.embedding(seq), deterministic=rngs is None, rngs=rngs)
+    def _inputs(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None, events: Int[Array, "B L"] | None = None):
+        x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
         return x * (seq != 0)[..., None], *left_padded_bounds(seq)
 
-    def encode(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B L D"]:
+    def encode(
+        self, seq: Int[Array, "B L"], *, events: Int[Array, "B L"] | None = None, rngs: nnx.Rngs | None = None
+    ) -> Float[Array, "B L D"]:
         """Pooled vector of every prefix (causal), so training predicts the next item at every position."""
-        return self.pooling.prefixes(*self._inputs(seq, rngs))
+        return self.pooling.prefixes(*self._inputs(seq, rngs, events))
 
-    def user_representation(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B D"]:
-        return self.pooling(*self._inputs(seq, rngs))  # kernels.attention_pool over the whole history
+    def user_representation(
+        self, seq: Int[Array, "B L"], events: Int[Array, "B L"] | None = None, *, rngs: nnx.Rngs | None = None
+    ) -> Float[Array, "B D"]:
+        return self.pooling(*self._inputs(seq, rngs, events))  # kernels.attention_pool over the whole history
 
-    def attention_weights(self, seq: Int[Array, "B L"]) -> Float[Array, "B N L"]:
-        return self.pooling.weights(*self._inputs(seq))
+    def attention_weights(
+        self, seq: Int[Array, "B L"], events: Int[Array, "B L"] | None = None
+    ) -> Float[Array, "B N L"]:
+        return self.pooling.weights(*self._inputs(seq, events=events))
 
     def item_table(self) -> Float[Array, "I D"]:
         return self.embedding.table
 
 
-@register_model("attn_pool", item_features=True, user_features=True)
-def build_attn_pool(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> AttnPool:
+@register_model("attn_pool", item_features=True, user_features=True, events=True)
+def build_attn_pool(
+    config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0
+) -> AttnPool:
     return AttnPool(
-        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),
+        item_embedding(
+            config, num_items, backend=backend, rngs=rngs, features=features, num_event_types=num_event_types
+        ),
         AttentionPooling(config.hidden, config.heads, backend=backend, rngs=rngs),
         config.dropout,
     )

@@ -55,8 +55,8 @@ class DIN(nnx.Module):
         self.dropout = nnx.Dropout(dropout)
         self.candidate_chunk, self.negatives = candidate_chunk, negatives
 
-    def _history(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None):
-        x = self.dropout(self.embedding(seq), deterministic=rngs is None, rngs=rngs)
+    def _history(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None, events: Int[Array, "B L"] | None = None):
+        x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
         return x * (seq != 0)[..., None], *left_padded_bounds(seq)
 
     def _candidates(self, items: Int[Array, "B T"]) -> Float[Array, "B T D"]:
@@ -67,14 +67,22 @@ class DIN(nnx.Module):
         return interest if user_offset is None else interest + user_offset[:, None]
 
     def score_items(
-        self, seq: Int[Array, "B L"], items: Int[Array, "B C"], user_offset: Float[Array, "B D"] | None = None
+        self,
+        seq: Int[Array, "B L"],
+        items: Int[Array, "B C"],
+        events: Int[Array, "B L"] | None = None,
+        user_offset: Float[Array, "B D"] | None = None,
     ) -> Float[Array, "B C"]:
-        history, kv_start, kv_end = self._history(seq)
+        history, kv_start, kv_end = self._history(seq, events=events)
         cand = self._candidates(items)
         return self.scorer(self._interest(cand, history, kv_start, kv_end, user_offset), cand)
 
     def score_all(
-        self, seq: Int[Array, "B L"], chunk: int | None = None, user_offset: Float[Array, "B D"] | None = None
+        self,
+        seq: Int[Array, "B L"],
+        chunk: int | None = None,
+        events: Int[Array, "B L"] | None = None,
+        user_offset: Float[Array, "B D"] | None = None,
     ) -> Float[Array, "B I"]:
         """Scores of items 0..I, `chunk` (default model.candidate_chunk) candidates at a time."""
         chunk = chunk or self.candidate_chunk
@@ -82,7 +90,7 @@ class DIN(nnx.Module):
         chunks = math.ceil(num / chunk)
         # [chunks, chunk] candidate ids; the tail of the last chunk repeats item 0 and is cut below
         ids = jnp.arange(chunks * chunk, dtype=jnp.int32).reshape(chunks, chunk) % num
-        history, kv_start, kv_end = self._history(seq)
+        history, kv_start, kv_end = self._history(seq, events=events)
         b = seq.shape[0]
         table = self.embedding.table * self.embedding.scale  # once: a fused table costs a pass over fields
 
@@ -96,7 +104,7 @@ class DIN(nnx.Module):
     def train_loss(self, batch, loss_fn, rng, rngs, user_offset: Float[Array, "B D"] | None = None):
         del loss_fn  # DIN's own sampled objective, see the module docstring
         inputs, targets = batch["inputs"], batch["targets"]
-        history, kv_start, kv_end = self._history(inputs, rngs)
+        history, kv_start, kv_end = self._history(inputs, rngs, batch.get("events"))
         negatives = sample_negatives(rng, targets, self.embedding.table.shape[0] - 1, self.negatives)
         items = jnp.concatenate([targets[..., None], negatives], axis=-1)  # [B, L, 1+K], positive first
         b, length, c = items.shape
@@ -112,10 +120,12 @@ class DIN(nnx.Module):
         return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
 
 
-@register_model("din", item_features=True, user_features=True)
-def build_din(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> DIN:
+@register_model("din", item_features=True, user_features=True, events=True)
+def build_din(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0) -> DIN:
     return DIN(
-        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),
+        item_embedding(
+            config, num_items, backend=backend, rngs=rngs, features=features, num_event_types=num_event_types
+        ),
         TargetAttention(config.hidden, config.heads, backend=backend, rngs=rngs),
         ScoreMLP(config.hidden, rngs=rngs),
         config.dropout,

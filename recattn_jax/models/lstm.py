@@ -14,13 +14,21 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from recattn_jax.layers.embeddings import ItemTable
+from recattn_jax.layers.event_embedding import add_events, event_embedding
 from recattn_jax.layers.recurrent import RecurrentEncoder
 from recattn_jax.models import field_fusion, item_table, register_model
 
 
 class LSTMRec(nnx.Module):
     def __init__(
-        self, items: ItemTable, dropout: float, cell: str, *, rngs: nnx.Rngs, output_fusion: nnx.Module | None = None
+        self,
+        items: ItemTable,
+        dropout: float,
+        cell: str,
+        *,
+        rngs: nnx.Rngs,
+        output_fusion: nnx.Module | None = None,
+        num_event_types: int = 0,
     ):
         rows, dim = items.table.shape
         self.items = items
@@ -28,9 +36,12 @@ class LSTMRec(nnx.Module):
         self.dense = nnx.Linear(dim, rows, rngs=rngs)
         self.output_fusion = output_fusion  # fuses the kernel's item columns with side features, or None
         self.dropout = nnx.Dropout(dropout)
+        self.events = event_embedding(num_event_types, dim, rngs=rngs)  # None without event types
 
-    def encode(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B L D"]:
-        x = self.dropout(self.items(seq), deterministic=rngs is None, rngs=rngs)
+    def encode(
+        self, seq: Int[Array, "B L"], *, events: Int[Array, "B L"] | None = None, rngs: nnx.Rngs | None = None
+    ) -> Float[Array, "B L D"]:
+        x = self.dropout(add_events(self.items(seq), self.events, events), deterministic=rngs is None, rngs=rngs)
         h = self.dropout(self.encoder(x, seq), deterministic=rngs is None, rngs=rngs)
         return jnp.concatenate([h, jnp.ones_like(h[..., :1])], axis=-1)  # the 1 multiplies the bias
 
@@ -40,12 +51,16 @@ class LSTMRec(nnx.Module):
             weights = self.output_fusion(weights)
         return jnp.concatenate([weights, self.dense.bias[...][:, None]], axis=-1)
 
-    def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
-        return self.encode(seq)[:, -1]  # right-aligned: the newest item sits last
+    def user_representation(
+        self, seq: Int[Array, "B L"], events: Int[Array, "B L"] | None = None
+    ) -> Float[Array, "B D"]:
+        return self.encode(seq, events=events)[:, -1]  # right-aligned: the newest item sits last
 
 
-@register_model("lstm", item_features=True, user_features=True)
-def build_lstm(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> LSTMRec:
+@register_model("lstm", item_features=True, user_features=True, events=True)
+def build_lstm(
+    config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0
+) -> LSTMRec:
     init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)  # nnx.Embed's default
     return LSTMRec(
         item_table(config, num_items, init, backend=backend, rngs=rngs, features=features),
@@ -53,4 +68,5 @@ def build_lstm(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features
         "lstm",
         rngs=rngs,
         output_fusion=field_fusion(config, num_items + 1, backend=backend, rngs=rngs, features=features),
+        num_event_types=num_event_types,
     )

@@ -17,25 +17,33 @@ class SASRec(nnx.Module):
         self.encoder = encoder
         self.dropout = nnx.Dropout(dropout)
 
-    def encode(self, seq: Int[Array, "B L"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "B L D"]:
+    def encode(
+        self, seq: Int[Array, "B L"], *, events: Int[Array, "B L"] | None = None, rngs: nnx.Rngs | None = None
+    ) -> Float[Array, "B L D"]:
         """Hidden state per position; position t sees items 0..t only (causal)."""
         valid = item_mask(seq)
         kv_start, kv_end = left_padded_bounds(seq)
-        x = self.dropout(self.embedding(seq), deterministic=rngs is None, rngs=rngs)
+        x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
         x = x * valid[..., None]
         return self.encoder(x, valid, kv_start, kv_end, causal=True, rngs=rngs)
 
     def item_table(self) -> Float[Array, "I D"]:
         return self.embedding.table
 
-    def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
-        return self.encode(seq)[:, -1]  # right-aligned: the newest item sits last
+    def user_representation(
+        self, seq: Int[Array, "B L"], events: Int[Array, "B L"] | None = None
+    ) -> Float[Array, "B D"]:
+        return self.encode(seq, events=events)[:, -1]  # right-aligned: the newest item sits last
 
 
-@register_model("sasrec", item_features=True, user_features=True)
-def build_sasrec(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> SASRec:
+@register_model("sasrec", item_features=True, user_features=True, events=True)
+def build_sasrec(
+    config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0
+) -> SASRec:
     return SASRec(
-        item_embedding(config, num_items, backend=backend, rngs=rngs, features=features),
+        item_embedding(
+            config, num_items, backend=backend, rngs=rngs, features=features, num_event_types=num_event_types
+        ),
         TransformerEncoder(
             config.hidden, config.heads, config.blocks, config.dropout, config.layer_norm, backend, rngs=rngs
         ),

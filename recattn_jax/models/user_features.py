@@ -19,6 +19,7 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from recattn_jax.layers.field_fusion import FeatureConstant
+from recattn_jax.models.scoring import event_kwargs
 
 
 class WithUserFeatures(nnx.Module):
@@ -32,32 +33,47 @@ class WithUserFeatures(nnx.Module):
     def user_vector(self, users: Int[Array, " B"]) -> Float[Array, "B D"]:
         return self.project(self.user_features[...][jnp.maximum(users, 0)])  # -1 (a padding row) -> any user
 
-    def encode(self, seq: Int[Array, "B L"], users: Int[Array, " B"], *, rngs: nnx.Rngs | None = None):
-        return self.inner.encode(seq, rngs=rngs) + self.user_vector(users)[:, None]
+    def encode(
+        self,
+        seq: Int[Array, "B L"],
+        users: Int[Array, " B"],
+        *,
+        events: Int[Array, "B L"] | None = None,
+        rngs: nnx.Rngs | None = None,
+    ):
+        return self.inner.encode(seq, events=events, rngs=rngs) + self.user_vector(users)[:, None]
 
     def train_loss(self, batch, loss_fn, rng, rngs):
         if hasattr(self.inner, "train_loss"):
             return self.inner.train_loss(batch, loss_fn, rng, rngs, user_offset=self.user_vector(batch["users"]))
-        hidden = self.encode(batch["inputs"], batch["users"], rngs=rngs)
+        hidden = self.encode(batch["inputs"], batch["users"], events=batch.get("events"), rngs=rngs)
         return loss_fn(hidden, self.item_table(), batch["targets"], rng)
 
     def item_table(self) -> Float[Array, "I D"]:
         return self.inner.item_table()
 
-    def user_representation(self, seq: Int[Array, "B L"], users: Int[Array, " B"]) -> Float[Array, "B D"]:
-        return self.inner.user_representation(seq) + self.user_vector(users)
+    def user_representation(
+        self, seq: Int[Array, "B L"], users: Int[Array, " B"], events: Int[Array, "B L"] | None = None
+    ) -> Float[Array, "B D"]:
+        return self.inner.user_representation(seq, **event_kwargs(events)) + self.user_vector(users)
 
 
 class TargetWithUserFeatures(WithUserFeatures):
     """User features of a target-attention model, whose score is not a dot product with a user vector."""
 
-    def score_all(self, seq: Int[Array, "B L"], users: Int[Array, " B"]) -> Float[Array, "B I"]:
-        return self.inner.score_all(seq, user_offset=self.user_vector(users))
+    def score_all(
+        self, seq: Int[Array, "B L"], users: Int[Array, " B"], events: Int[Array, "B L"] | None = None
+    ) -> Float[Array, "B I"]:
+        return self.inner.score_all(seq, user_offset=self.user_vector(users), **event_kwargs(events))
 
     def score_items(
-        self, seq: Int[Array, "B L"], items: Int[Array, "B C"], users: Int[Array, " B"]
+        self,
+        seq: Int[Array, "B L"],
+        items: Int[Array, "B C"],
+        users: Int[Array, " B"],
+        events: Int[Array, "B L"] | None = None,
     ) -> Float[Array, "B C"]:
-        return self.inner.score_items(seq, items, user_offset=self.user_vector(users))
+        return self.inner.score_items(seq, items, user_offset=self.user_vector(users), **event_kwargs(events))
 
 
 def with_user_features(model: nnx.Module, user_features: np.ndarray, *, rngs: nnx.Rngs) -> WithUserFeatures:

@@ -23,6 +23,7 @@ from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
 from recattn_jax.features.load import load_item_features, load_user_features
 from recattn_jax.models import build_model
+from recattn_jax.models.scoring import event_kwargs
 from recattn_jax.parallel.distributed import initialize as initialize_distributed
 from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
@@ -55,7 +56,8 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
         def loss_of(model):
             if hasattr(model, "train_loss"):  # a model with its own objective (masked items, pairs, ...)
                 return model.train_loss(batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
-            hidden = model.encode(batch["inputs"], rngs=nnx.Rngs(dropout=dropout_rng))
+            events = event_kwargs(batch.get("events"))  # present only when the data has an event column
+            hidden = model.encode(batch["inputs"], **events, rngs=nnx.Rngs(dropout=dropout_rng))
             return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng)
 
         loss, grads = nnx.value_and_grad(loss_of)(model)
@@ -65,10 +67,11 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
-def build_training(config: Config, num_items: int, features=None, user_features=None):
+def build_training(config: Config, num_items: int, features=None, user_features=None, num_event_types: int = 0):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
 
-    `features` / `user_features`: side features of items / users (recattn_jax.features)."""
+    `features` / `user_features`: side features of items / users (recattn_jax.features);
+    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(
         config.model,
@@ -77,6 +80,7 @@ def build_training(config: Config, num_items: int, features=None, user_features=
         rngs=nnx.Rngs(init_key),
         features=features,
         user_features=user_features,
+        num_event_types=num_event_types,
     )
     loss_fn = next_item_loss(
         config.loss.name,
@@ -116,7 +120,11 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
             break
         inputs, targets = take_rows(arrays.inputs, idx)[:, -length:], take_rows(arrays.targets, idx)[:, -length:]
         users = np.where(idx < 0, -1, arrays.users[np.maximum(idx, 0)])  # -1: a padding row
-        batch = place({"inputs": inputs, "targets": targets, "users": users})
+        batch = {"inputs": inputs, "targets": targets, "users": users}
+        if arrays.events is not None:  # event types, cut like the items they belong to
+            batch["events"] = take_rows(arrays.events, idx)[:, -length:]
+            batch["target_events"] = take_rows(arrays.target_events, idx)[:, -length:]
+        batch = place(batch)
         state, metrics = train_step(state, batch, train_key)
         losses.append(metrics["loss"])
         if on_step is not None:
@@ -161,11 +169,13 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
 
     split = load_split(config.data)
     max_len = config.model.max_len
-    arrays = next_item_arrays(split.train_sequences, max_len)
+    arrays = next_item_arrays(split.train_sequences, max_len, split.train_events)
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
 
     features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
-    graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, features, user_features)
+    graphdef, state, train_step, model_graphdef = build_training(
+        config, split.data.num_items, features, user_features, split.data.num_event_types
+    )
     evaluator = Evaluator(model_graphdef, config.eval, ParallelLayout.from_config(config, split.data.num_items))
     checkpoint = BestCheckpoint(workdir / "checkpoints")
     latest = LatestCheckpoint(workdir / "latest")
