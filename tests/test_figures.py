@@ -64,3 +64,21 @@ def test_unknown_figure_is_reported(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "unknown figure" in proc.stderr
+
+
+def test_cached_comparison_keeps_feature_variants_apart(tmp_path):
+    from recattn_jax.figures.model_comparison import cached_table
+
+    summary = pd.DataFrame(
+        {
+            "model": ["sasrec", "sasrec", "pop", "sasrec"],
+            "model.item_features": ["none", "tfidf", "none", "none"],
+            "seed": [0, 0, 0, 1],
+            "test_full_NDCG@10": [0.1, 0.3, 0.02, 0.2],
+            "status": ["ok", "ok", "ok", "ok"],
+        }
+    )
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    table = cached_table(tmp_path / "summary.csv").set_index("model")
+    assert table.loc["sasrec", "runs"] == 2 and table.loc["sasrec", "test_full_NDCG@10"] == pytest.approx(0.15)
+    assert table.loc["sasrec +tfidf", "test_full_NDCG@10"] == pytest.approx(0.3) and "pop" in table.index

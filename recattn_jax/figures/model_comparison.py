@@ -1,7 +1,9 @@
 """Figure 2: the recommenders compared on ML-1M, full ranking and sampled.
 
 Reads the cached sweep table docs/results/compare_ml1m.csv (the summary.csv that
-`python -m experiments.train -m experiment=compare_ml1m` ends with) and says when it was made; with
+`python -m experiments.train -m experiment=compare_ml1m` ends with) or, while that GPU-sized sweep has
+not been run, docs/results/compare_ml1m_cpu.csv (`experiment=compare_ml1m_cpu`, a 10-epoch budget), and
+says when it was made; models with TF-IDF fusion are rows of their own ("sasrec +tfidf"). With
 quick=true trains every model of the registry (`recattn_jax.models.MODELS`) on tiny synthetic data.
 """
 
@@ -15,7 +17,7 @@ import pandas as pd
 from recattn_jax.figures.output import RESULTS_DIR, made_on, pyplot, save_figure, write_table
 from recattn_jax.figures.runs import QUICK, model_overrides
 
-CACHED = RESULTS_DIR / "compare_ml1m.csv"
+CACHED = [RESULTS_DIR / "compare_ml1m.csv", RESULTS_DIR / "compare_ml1m_cpu.csv"]  # the first that exists
 COLUMNS = ["test_full_HR@10", "test_full_NDCG@10", "test_sampled_HR@10", "test_sampled_NDCG@10", "train_seconds"]
 
 
@@ -43,25 +45,31 @@ def quick_table(runs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cached_table() -> pd.DataFrame | None:
-    if not CACHED.exists():
-        return None
-    summary = pd.read_csv(CACHED)
+def cached_file() -> Path | None:
+    return next((path for path in CACHED if path.exists()), None)
+
+
+def cached_table(path: Path) -> pd.DataFrame | None:
+    summary = pd.read_csv(path)
     model_col = next((c for c in ("model", "model.name") if c in summary), None)
     if model_col is None:
         return None
-    groups = summary[summary.get("status", "ok") == "ok"].groupby(model_col)
-    table = groups[[c for c in COLUMNS if c in summary]].mean().reset_index().rename(columns={model_col: "model"})
+    summary = summary[summary.get("status", "ok") == "ok"].copy()
+    features = summary.get("model.item_features", pd.Series("none", index=summary.index)).fillna("none")
+    summary["model"] = summary[model_col] + np.where(features == "none", "", " +" + features.astype(str))
+    groups = summary.groupby("model", sort=False)
+    table = groups[[c for c in COLUMNS if c in summary]].mean().reset_index()
     table.insert(1, "runs", groups.size().values)
     return table
 
 
 def make(out_dir: Path, quick: bool, runs) -> list[Path]:
-    table = quick_table(runs) if quick else cached_table()
+    cached = None if quick else cached_file()
+    table = quick_table(runs) if quick else (cached_table(cached) if cached else None)
     if quick:
         source = "quick=true: tiny synthetic data, a few steps (a smoke test of the pipeline, not a result)"
     elif table is not None:
-        source = f"{CACHED.relative_to(RESULTS_DIR.parents[1])}, made {made_on(CACHED)} (mean over seeds)"
+        source = f"{cached.relative_to(RESULTS_DIR.parents[1])}, made {made_on(cached)} (mean over seeds)"
     else:
         source = (
             "no cached results yet: python -m experiments.train -m experiment=compare_ml1m, "
