@@ -25,6 +25,7 @@ class BprMF(nnx.Module):
         self.history_factors = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)  # y_j
         self.item_factors = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)  # q_i
         self.negatives = negatives
+        self.num_items = num_items  # not the table's rows: a mesh pads them with rows that are never items
 
     def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
         valid = (seq != 0)[..., None]
@@ -45,7 +46,7 @@ class BprMF(nnx.Module):
         in_history = jnp.concatenate([valid[:, 1:], jnp.zeros_like(valid[:, :1])], axis=1)
         user = (jnp.sum(y, axis=1, keepdims=True) - own) / jnp.maximum(count - in_history, 1)  # [B, L, D]
         table = self.item_table()
-        negatives = sample_negatives(rng, targets, table.shape[0] - 1, self.negatives)  # [B, L, K]
+        negatives = sample_negatives(rng, targets, self.num_items, self.negatives)  # [B, L, K]
         pos = jnp.einsum("bld,bld->bl", user, table[targets])
         neg = jnp.einsum("bld,blkd->blk", user, table[negatives])
         nll = -jnp.mean(jax.nn.log_sigmoid(pos[..., None] - neg), axis=-1)

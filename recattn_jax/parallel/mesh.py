@@ -75,16 +75,20 @@ class ParallelLayout:
     def pad_items(self, model: nnx.Module) -> None:
         """Append zero rows to every item-row parameter of `model` (in place) up to `rows`."""
         state = nnx.state(model)
-        extra = self.rows - (self.num_items + 1)
-        if extra == 0:
+        if self.rows == self.num_items + 1:
             return
 
         def pad(path, leaf):
-            if not is_item_rows(path, leaf, self.num_items + 1):
-                return leaf
-            return jnp.concatenate([leaf, jnp.zeros((extra, *leaf.shape[1:]), leaf.dtype)])
+            return self.fit_rows(leaf) if is_item_rows(path, leaf, self.num_items + 1) else leaf
 
         nnx.update(model, jax.tree_util.tree_map_with_path(pad, state))
+
+    def fit_rows(self, table: jax.Array) -> jax.Array:
+        """An [I+1, ...] item table (e.g. BERT4Rec's, cut from a table with a [mask] row) zero-padded to `rows`."""
+        extra = self.rows - table.shape[0]
+        if extra == 0:
+            return table
+        return jnp.concatenate([table, jnp.zeros((extra, *table.shape[1:]), table.dtype)])
 
     def state_shardings(self, state):
         """Item-row arrays row-sharded over `model`, everything else replicated."""

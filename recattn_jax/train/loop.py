@@ -86,11 +86,9 @@ def build_training(config: Config, num_items: int, features=None, user_features=
     )
     layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
     if layout is not None:
-        if hasattr(model, "train_loss"):
-            raise ConfigError(
-                f"model={config.model.name} trains with its own loss, which has no multi-device version yet; "
-                "use one device (mesh.data=1 mesh.model=1) or a next-item model such as sasrec"
-            )
+        # a model with its own loss (bert4rec, bpr_mf, din, pop, user features) runs it under jit on the
+        # mesh: GSPMD adds the collectives its lookups into row-sharded tables need; its negatives are
+        # drawn from 1..I (model.num_items), never from the pad rows
         layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
         loss_fn = sharded_next_item_loss(config.loss, layout)
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
