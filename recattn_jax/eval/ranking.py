@@ -22,7 +22,7 @@ from recattn_jax.errors import ConfigError
 from recattn_jax.eval.metrics import ranking_metrics
 from recattn_jax.models.scoring import score_all, score_items, user_vectors
 from recattn_jax.parallel.mesh import to_host
-from recattn_jax.parallel.topk import chunked_ranks, sharded_ranks
+from recattn_jax.parallel.topk import item_ranks
 
 SPLIT_SEEDS = {"valid": 1, "test": 2}  # valid and test draw different negatives from the same eval.seed
 
@@ -85,13 +85,13 @@ class Evaluator:
 
     def __init__(self, graphdef: nnx.GraphDef, config: EvalConfig, layout=None):
         self.config, self.layout = config, layout
-        item_ranks = _item_ranks(config, layout)
+        chunked = item_ranks(config.item_chunk, layout)
 
         @jax.jit
         def full(state, inputs, targets, seen, users):
             model = nnx.merge(graphdef, state)
-            if item_ranks is not None and not hasattr(model, "score_all"):
-                return item_ranks(user_vectors(model, inputs, users), model.item_table(), targets, seen)
+            if chunked is not None and not hasattr(model, "score_all"):
+                return chunked(user_vectors(model, inputs, users), model.item_table(), targets, seen)
             scores = score_all(model, inputs, users)
             if layout is not None:
                 scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items
@@ -129,14 +129,3 @@ class Evaluator:
         if sampled:
             out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)
         return out
-
-
-def _item_ranks(config: EvalConfig, layout):
-    """The chunked / sharded rank function f(user, table, targets, seen), or None for all items at once."""
-    if layout is not None:
-        return sharded_ranks(layout, config.item_chunk)
-    if config.item_chunk:
-        return lambda user, table, targets, seen: chunked_ranks(
-            user, table, targets, seen, chunk=config.item_chunk, num_items=table.shape[0] - 1
-        )
-    return None

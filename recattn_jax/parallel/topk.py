@@ -124,6 +124,26 @@ def sharded_topk(layout: ParallelLayout, k: int, chunk: int | None):
     return lambda user, table, seen: topk(user, layout.fit_rows(table), seen)
 
 
+def item_ranks(chunk: int | None, layout: ParallelLayout | None):
+    """The chunked / sharded rank function f(user, table, targets, seen), or None for all items at once."""
+    if layout is not None:
+        return sharded_ranks(layout, chunk)
+    if chunk:
+        return lambda user, table, targets, seen: chunked_ranks(
+            user, table, targets, seen, chunk=chunk, num_items=table.shape[0] - 1
+        )
+    return None
+
+
+def item_topk(k: int, chunk: int | None, layout: ParallelLayout | None):
+    """The chunked / sharded top-K function f(user, table, seen), or None for all items at once."""
+    if layout is not None:
+        return sharded_topk(layout, k, chunk)
+    if chunk:
+        return lambda user, table, seen: chunked_topk(user, table, seen, k, chunk=chunk, num_items=table.shape[0] - 1)
+    return None
+
+
 def full_topk(
     scores: Float[Array, "B I"], seen: Int[Array, "B P"], k: int, num_items: int
 ) -> tuple[Float[Array, "B K"], Int[Array, "B K"]]:
