@@ -29,10 +29,63 @@ class NextItemArrays:
     def num_rows(self) -> int:
         return len(self.users)
 
+    @property
+    def max_len(self) -> int:
+        return self.inputs.shape[1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Positions with a target (not padding) in each row."""
+        return np.count_nonzero(self.targets, axis=1)
+
+    def batch(self, idx: np.ndarray, length: int) -> dict[str, np.ndarray]:
+        """Rows `idx` (-1: a padding row) cut to their newest `length` positions."""
+        inputs, targets = take_rows(self.inputs, idx)[:, -length:], take_rows(self.targets, idx)[:, -length:]
+        return {"inputs": inputs, "targets": targets, "users": _row_users(self.users, idx)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceRows:
+    """The rows of `next_item_arrays`, padded only when a batch reads them (multi-process runs: each
+    process reads its own rows of every batch and never builds the [R, L] arrays of all rows)."""
+
+    sequences: Sequence[np.ndarray]  # each row's whole training sequence
+    users: np.ndarray  # [R] user index of each row
+    max_len: int
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.users)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.asarray([min(len(s) - 1, self.max_len) for s in self.sequences], np.int64)
+
+    def batch(self, idx: np.ndarray, length: int) -> dict[str, np.ndarray]:
+        """The same arrays as NextItemArrays.batch, from the sequences of rows `idx` only."""
+        rows = [self.sequences[i] if i >= 0 else np.zeros(1, np.int32) for i in idx]  # [0]: no target
+        inputs, targets = left_pad([s[:-1] for s in rows], length), left_pad([s[1:] for s in rows], length)
+        return {"inputs": inputs, "targets": targets, "users": _row_users(self.users, idx)}
+
+
+def sequence_rows(train_sequences: Sequence[np.ndarray], max_len: int) -> SequenceRows:
+    """The rows of `next_item_arrays(train_sequences, max_len)`, without padding them."""
+    users = _training_users(train_sequences)
+    return SequenceRows([train_sequences[u] for u in users], users, max_len)
+
+
+def _training_users(train_sequences: Sequence[np.ndarray]) -> np.ndarray:
+    """Users with at least two training items (a user with one has no next item)."""
+    return np.asarray([u for u, s in enumerate(train_sequences) if len(s) >= 2], np.int64)
+
+
+def _row_users(users: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return np.where(idx < 0, -1, users[np.maximum(idx, 0)])  # -1: a padding row
+
 
 def next_item_arrays(train_sequences: Sequence[np.ndarray], max_len: int) -> NextItemArrays:
     """One row per user with at least two training items (a user with one has no next item)."""
-    users = np.asarray([u for u, s in enumerate(train_sequences) if len(s) >= 2], np.int64)
+    users = _training_users(train_sequences)
     return NextItemArrays(
         inputs=left_pad([train_sequences[u][:-1] for u in users], max_len),
         targets=left_pad([train_sequences[u][1:] for u in users], max_len),

@@ -9,6 +9,7 @@ wherever items are candidates (losses, ranking), so they never compete and get n
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ from jax.sharding import PartitionSpec as P
 
 from recattn_jax.config import Config, MeshConfig
 from recattn_jax.errors import ConfigError
+from recattn_jax.parallel.process_share import ProcessShare
 
 AXES = ("data", "model")
 
@@ -103,9 +105,19 @@ class ParallelLayout:
     def place_state(self, state):
         return jax.tree.map(place_global, state, self.state_shardings(state))
 
+    @functools.cached_property
+    def share(self) -> ProcessShare:
+        """The `data` positions of this process's devices: the blocks of every batch it reads."""
+        return ProcessShare.of(self.mesh)
+
     def place_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        """Host rows [B, ...] sharded over `data`; each process reads only the rows of its own devices."""
-        return {k: place_global(v, self.sharding("data")) for k, v in batch.items()}
+        """This process's rows of a batch (`share.rows`; all rows in one process) as the global batch
+        sharded over `data`."""
+        sharding = self.sharding("data")
+        return {
+            k: jax.make_array_from_process_local_data(sharding, v, (self.share.global_rows(len(v)), *v.shape[1:]))
+            for k, v in batch.items()
+        }
 
     def replicate(self, value):
         return place_global(value, self.sharding())
@@ -129,8 +141,10 @@ def to_host(value: jax.Array) -> np.ndarray:
 
 
 def batch_placement(config: Config):
-    """f(host batch) -> batch on the mesh's `data` axis; the identity on one device in one process."""
+    """(f(global batch row indices) -> this process's rows of them, f(those rows' arrays) -> the batch on the
+    mesh's `data` axis); both the identity on one device in one process."""
     mesh = make_mesh(config.mesh)
     if mesh.size == 1 and jax.process_count() == 1:
-        return lambda batch: batch
-    return ParallelLayout(mesh, 0).place_batch
+        return (lambda idx: idx), (lambda batch: batch)
+    layout = ParallelLayout(mesh, 0)
+    return layout.share.rows, layout.place_batch
