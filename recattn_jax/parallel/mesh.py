@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jaxtyping import Array, Shaped
 
 from recattn_jax.config import Config, MeshConfig
 from recattn_jax.errors import ConfigError
@@ -85,7 +86,7 @@ class ParallelLayout:
 
         nnx.update(model, jax.tree_util.tree_map_with_path(pad, state))
 
-    def fit_rows(self, table: jax.Array) -> jax.Array:
+    def fit_rows(self, table: Shaped[Array, "I ..."]) -> Shaped[Array, "R ..."]:
         """An [I+1, ...] item table (e.g. BERT4Rec's, cut from a table with a [mask] row) zero-padded to `rows`."""
         extra = self.rows - table.shape[0]
         if extra == 0:
