@@ -1,5 +1,5 @@
 """Write top-K unseen items per user from a run's best checkpoint:
-`python -m experiments.recommend run_dir=DIR k=10 out=recs.csv [users=[1,2]]`."""
+`python -m experiments.recommend run_dir=DIR k=10 out=recs.csv [users=[1,2]] [item_chunk=N]`."""
 
 import sys
 
@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     if users is not None:
         users = OmegaConf.to_object(users) if OmegaConf.is_list(users) else [users]  # users=5 is one user
     try:
-        recs = recommend(cfg.run_dir, k=cfg.k, users=users, batch_size=cfg.batch_size)
+        recs = recommend(cfg.run_dir, k=cfg.k, users=users, batch_size=cfg.batch_size, item_chunk=cfg.item_chunk)
     except RecattnError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

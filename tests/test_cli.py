@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from tiny_configs import tiny_overrides
@@ -64,3 +65,11 @@ def test_bad_input_is_one_clear_line(tmp_path):
 def test_unknown_user_is_reported(trained_run, tmp_path):
     proc = run("experiments.recommend", f"run_dir={trained_run}", "users=[123456]", f"out={tmp_path / 'r.csv'}")
     assert proc.returncode == 2 and "unknown user id(s) [123456]" in proc.stderr
+
+
+def test_recommend_in_item_chunks_matches_all_items(trained_run):
+    """Chunked top-K (7 items at a time: a ragged last chunk) returns the items of the unchunked top-K."""
+    whole = recommend(trained_run, k=5, batch_size=16)  # the run's eval.item_chunk is unset: all at once
+    chunked = recommend(trained_run, k=5, batch_size=16, item_chunk=7)
+    assert chunked[["user", "rank", "item"]].equals(whole[["user", "rank", "item"]])
+    np.testing.assert_allclose(chunked["score"], whole["score"], rtol=1e-6)

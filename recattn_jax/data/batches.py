@@ -34,6 +34,74 @@ class NextItemArrays:
     def num_rows(self) -> int:
         return len(self.users)
 
+    @property
+    def max_len(self) -> int:
+        return self.inputs.shape[1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Positions with a target (not padding) in each row."""
+        return np.count_nonzero(self.targets, axis=1)
+
+    def batch(self, idx: np.ndarray, length: int) -> dict[str, np.ndarray]:
+        """Rows `idx` (-1: a padding row) cut to their newest `length` positions; event types, cut like
+        the items they belong to, when the data has them."""
+        cut = lambda a: take_rows(a, idx)[:, -length:]  # noqa: E731
+        batch = {"inputs": cut(self.inputs), "targets": cut(self.targets), "users": _row_users(self.users, idx)}
+        if self.events is not None:
+            batch |= {"events": cut(self.events), "target_events": cut(self.target_events)}
+        return batch
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceRows:
+    """The rows of `next_item_arrays`, padded only when a batch reads them (multi-process runs: each
+    process reads its own rows of every batch and never builds the [R, L] arrays of all rows)."""
+
+    sequences: Sequence[np.ndarray]  # each row's whole training sequence
+    users: np.ndarray  # [R] user index of each row
+    max_len: int
+    events: Sequence[np.ndarray] | None = None  # each row's event types, aligned with `sequences`, or None
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.users)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.asarray([min(len(s) - 1, self.max_len) for s in self.sequences], np.int64)
+
+    def batch(self, idx: np.ndarray, length: int) -> dict[str, np.ndarray]:
+        """The same arrays as NextItemArrays.batch, from the sequences of rows `idx` only."""
+
+        def shifted(per_row: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            rows = [per_row[i] if i >= 0 else np.zeros(1, np.int32) for i in idx]  # [0]: no target
+            return left_pad([s[:-1] for s in rows], length), left_pad([s[1:] for s in rows], length)
+
+        inputs, targets = shifted(self.sequences)
+        batch = {"inputs": inputs, "targets": targets, "users": _row_users(self.users, idx)}
+        if self.events is not None:
+            batch |= dict(zip(("events", "target_events"), shifted(self.events), strict=True))
+        return batch
+
+
+def sequence_rows(
+    train_sequences: Sequence[np.ndarray], max_len: int, train_events: Sequence[np.ndarray] | None = None
+) -> SequenceRows:
+    """The rows of `next_item_arrays(train_sequences, max_len, train_events)`, without padding them."""
+    users = _training_users(train_sequences)
+    events = None if train_events is None else [train_events[u] for u in users]
+    return SequenceRows([train_sequences[u] for u in users], users, max_len, events)
+
+
+def _training_users(train_sequences: Sequence[np.ndarray]) -> np.ndarray:
+    """Users with at least two training items (a user with one has no next item)."""
+    return np.asarray([u for u, s in enumerate(train_sequences) if len(s) >= 2], np.int64)
+
+
+def _row_users(users: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return np.where(idx < 0, -1, users[np.maximum(idx, 0)])  # -1: a padding row
+
 
 def next_item_arrays(
     train_sequences: Sequence[np.ndarray], max_len: int, train_events: Sequence[np.ndarray] | None = None
@@ -41,7 +109,7 @@ def next_item_arrays(
     """One row per user with at least two training items (a user with one has no next item).
 
     `train_events`: per user, the event type of each training item (aligned with train_sequences)."""
-    users = np.asarray([u for u, s in enumerate(train_sequences) if len(s) >= 2], np.int64)
+    users = _training_users(train_sequences)
 
     def shifted(per_user: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         # (inputs, targets): each row's items but the last, and but the first

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from recattn_jax.data.batches import NextItemArrays, epoch_batches
+from recattn_jax.data.batches import NextItemArrays, SequenceRows, epoch_batches
 
 BUCKET_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 3 / 4, 1)
 
@@ -22,9 +22,9 @@ def bucket_lengths(max_len: int) -> np.ndarray:
     return np.unique([max(1, int(np.ceil(max_len * f))) for f in BUCKET_FRACTIONS])
 
 
-def row_lengths(arrays: NextItemArrays) -> np.ndarray:
+def row_lengths(arrays: NextItemArrays | SequenceRows) -> np.ndarray:
     """Positions with a target (not padding) in each row."""
-    return np.count_nonzero(arrays.targets, axis=1)
+    return arrays.lengths
 
 
 def bucketed_batches(
@@ -47,7 +47,7 @@ def bucketed_batches(
 
 
 def training_batches(
-    arrays: NextItemArrays, batch_size: int, max_len: int, rng: np.random.Generator, bucketing: bool
+    arrays: NextItemArrays | SequenceRows, batch_size: int, max_len: int, rng: np.random.Generator, bucketing: bool
 ) -> Iterator[tuple[np.ndarray, int]]:
     """(row indices, length to keep) per batch: bucketed, or every row at `max_len` (the plain shuffle)."""
     if bucketing:

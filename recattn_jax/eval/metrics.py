@@ -16,10 +16,16 @@ def ranking_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10, 20)) -> di
     ranks = np.asarray(ranks, np.float64)
     if ranks.size == 0:
         raise ValueError("no ranks to average: the evaluation has no users")
+    return {name: float(values.mean()) for name, values in user_metrics(ranks, ks).items()}
+
+
+def user_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10, 20)) -> dict[str, np.ndarray]:
+    """Each user's HR@K, NDCG@K and MRR (float64 arrays [U]): sums of these add up across processes."""
+    ranks = np.asarray(ranks, np.float64)
     out = {}
     for k in ks:
         hit = ranks < k
-        out[f"HR@{k}"] = float(hit.mean())
-        out[f"NDCG@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
-    out["MRR"] = float((1.0 / (ranks + 1.0)).mean())
+        out[f"HR@{k}"] = hit.astype(np.float64)
+        out[f"NDCG@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    out["MRR"] = 1.0 / (ranks + 1.0)
     return out

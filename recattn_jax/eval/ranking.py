@@ -8,6 +8,7 @@ items the user never interacted with, drawn once from a fixed seed.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -19,10 +20,10 @@ from recattn_jax.config import EvalConfig
 from recattn_jax.data.batches import left_pad, sample_unseen
 from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.errors import ConfigError
-from recattn_jax.eval.metrics import ranking_metrics
+from recattn_jax.eval.metrics import ranking_metrics, user_metrics
 from recattn_jax.models.scoring import score_all, score_items, user_vectors
-from recattn_jax.parallel.mesh import to_host
-from recattn_jax.parallel.topk import chunked_ranks, sharded_ranks
+from recattn_jax.parallel.process_share import ProcessShare, local_rows, sum_over_processes
+from recattn_jax.parallel.topk import item_ranks
 
 SPLIT_SEEDS = {"valid": 1, "test": 2}  # valid and test draw different negatives from the same eval.seed
 
@@ -52,20 +53,31 @@ class EvalSet:
     seen: np.ndarray  # [U, P] whole histories (not truncated to L), 0-padded on the right
     candidates: np.ndarray | None  # [U, 1 + negatives]: target first
     events: np.ndarray | None = None  # [U, L] event types aligned with inputs (0 on padding); None: no event column
+    parts: tuple[int, ...] | None = None  # on a mesh: this process's users, per part (ProcessShare.users)
+    capacity: int = 0  # on a mesh: users per part
 
 
-def build_eval_set(split: LeaveOneOutSplit, name: str, max_len: int, config: EvalConfig) -> EvalSet:
-    users = split.eval_users
+def build_eval_set(
+    split: LeaveOneOutSplit, name: str, max_len: int, config: EvalConfig, share: ProcessShare | None = None
+) -> EvalSet:
+    """The eval arrays of all eval users, or on a mesh (`share`) of this process's parts of them only."""
+    users, parts, capacity = split.eval_users, None, 0
+    longest = max(len(h) for h in split.history(users, name))  # one width on every process
+    if share is not None:
+        rows, parts = share.users(len(users))
+        if not len(rows):
+            raise ConfigError(f"{len(users)} eval users leave this process none: use fewer devices on mesh.data")
+        users, capacity = users[rows], share.part_capacity(len(users))
     histories = split.history(users, name)
     targets = split.targets(users, name)
-    longest = max(len(h) for h in histories)
     seen = np.zeros((len(users), longest), np.int32)
     for row, h in enumerate(histories):
         seen[row, : len(h)] = h
     candidates = None
     if config.sampled:
         rng = np.random.default_rng([config.seed, SPLIT_SEEDS[name]])
-        everything = [split.data.sequences[u] for u in users]  # never a negative the user interacted with
+        # never a negative the user interacted with; drawn for every eval user (one random sequence)
+        everything = [split.data.sequences[u] for u in split.eval_users]
         try:
             negatives = sample_unseen(everything, split.data.num_items, config.num_negatives, rng)
         except ValueError as e:
@@ -73,10 +85,12 @@ def build_eval_set(split: LeaveOneOutSplit, name: str, max_len: int, config: Eva
                 f"eval.num_negatives={config.num_negatives} is more than some user can have ({e}); "
                 "lower eval.num_negatives or set eval.sampled=false"
             ) from None
+        if share is not None:
+            negatives = negatives[rows]  # this process's users' rows
         candidates = np.concatenate([targets[:, None], negatives], axis=1)
     history_events = split.history_events(users, name)
     events = None if history_events is None else left_pad(history_events, max_len)
-    return EvalSet(name, users, left_pad(histories, max_len), targets, seen, candidates, events)
+    return EvalSet(name, users, left_pad(histories, max_len), targets, seen, candidates, events, parts, capacity)
 
 
 class Evaluator:
@@ -88,60 +102,87 @@ class Evaluator:
 
     def __init__(self, graphdef: nnx.GraphDef, config: EvalConfig, layout=None):
         self.config, self.layout = config, layout
-        item_ranks = _item_ranks(config, layout)
+        chunked = item_ranks(config.item_chunk, layout)
 
-        @jax.jit
+        # on a mesh the ranks stay sharded over `data`: each process reads its own rows of them
+        jit = jax.jit if layout is None else partial(jax.jit, out_shardings=layout.sharding("data"))
+
+        @jit
         def full(state, inputs, targets, seen, users, events):
             model = nnx.merge(graphdef, state)
-            if item_ranks is not None and not hasattr(model, "score_all"):
-                return item_ranks(user_vectors(model, inputs, users, events), model.item_table(), targets, seen)
+            if chunked is not None and not hasattr(model, "score_all"):
+                return chunked(user_vectors(model, inputs, users, events), model.item_table(), targets, seen)
             scores = score_all(model, inputs, users, events)
             if layout is not None:
                 scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items
             return full_ranks(scores, targets, seen)
 
-        @jax.jit
+        @jit
         def sampled(state, inputs, candidates, users, events):
             model = nnx.merge(graphdef, state)
             return sampled_ranks(score_items(model, inputs, candidates, users, events))
 
         self._full, self._sampled = full, sampled
 
+    def _ranks(self, state, batch) -> tuple:
+        """(full ranks, sampled ranks or None) of one batch of eval arrays."""
+        inputs, users, events = batch["inputs"], batch["users"], batch.get("events")
+        full = self._full(state, inputs, batch["targets"], batch["seen"], users, events)
+        if "candidates" not in batch:
+            return full, None
+        return full, self._sampled(state, inputs, batch["candidates"], users, events)
+
     def evaluate(self, state, eval_set: EvalSet) -> dict[str, dict[str, float]]:
+        if self.layout is not None:
+            return self._evaluate_shares(state, eval_set)
         full, sampled = [], []
         size = self.config.batch_size
-        place = self.layout.place_batch if self.layout is not None else lambda arrays: arrays
-        host = to_host if self.layout is not None else np.asarray
         for start in range(0, len(eval_set.users), size):
             # pad the last batch to the full size so every batch reuses one compiled program
             rows = np.arange(start, start + size) % len(eval_set.users)
             n = min(size, len(eval_set.users) - start)
-            batch = place(
-                {
-                    "inputs": eval_set.inputs[rows],
-                    "targets": eval_set.targets[rows],
-                    "seen": eval_set.seen[rows],
-                    "users": eval_set.users[rows],
-                }
-                | ({} if eval_set.candidates is None else {"candidates": eval_set.candidates[rows]})
-                | ({} if eval_set.events is None else {"events": eval_set.events[rows]})
-            )
-            inputs, users, events = batch["inputs"], batch["users"], batch.get("events")
-            full.append(host(self._full(state, inputs, batch["targets"], batch["seen"], users, events))[:n])
-            if eval_set.candidates is not None:
-                sampled.append(host(self._sampled(state, inputs, batch["candidates"], users, events))[:n])
+            full_ranks, sampled_ranks = self._ranks(state, eval_rows(eval_set, rows))
+            full.append(np.asarray(full_ranks)[:n])
+            if sampled_ranks is not None:
+                sampled.append(np.asarray(sampled_ranks)[:n])
         out = {"full": ranking_metrics(np.concatenate(full), self.config.ks)}
         if sampled:
             out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)
         return out
 
+    def _evaluate_shares(self, state, eval_set: EvalSet) -> dict[str, dict[str, float]]:
+        """On a mesh: this process's parts of the users, metric sums and counts added over processes."""
+        share, parts, capacity = self.layout.share, eval_set.parts, eval_set.capacity
+        if parts is None:  # an eval set of all users: right only where one process holds every part
+            if jax.process_count() > 1:
+                raise ValueError("several processes: build the eval set with build_eval_set(..., layout.share)")
+            parts, capacity = share.users(len(eval_set.users))[1], share.part_capacity(len(eval_set.users))
+        sums = {}  # protocol -> [metric sums..., user count] of the users of the positions this process owns
+        for rows, valid, owned in share.eval_batches(parts, capacity, self.config.batch_size):
+            ranks = self._ranks(state, self.layout.place_batch(eval_rows(eval_set, rows)))
+            for protocol, r in zip(("full", "sampled"), ranks, strict=True):
+                if r is not None:
+                    kept = local_rows(r)[valid & owned]
+                    values = [v.sum() for v in user_metrics(kept, self.config.ks).values()] + [len(kept)]
+                    sums[protocol] = sums.get(protocol, 0.0) + np.asarray(values, np.float64)
+        names = [*user_metrics(np.zeros(1), self.config.ks)]
+        out = {}
+        for protocol, local in sums.items():
+            total = sum_over_processes(local)
+            out[protocol] = {name: float(value / total[-1]) for name, value in zip(names, total, strict=False)}
+        return out
 
-def _item_ranks(config: EvalConfig, layout):
-    """The chunked / sharded rank function f(user, table, targets, seen), or None for all items at once."""
-    if layout is not None:
-        return sharded_ranks(layout, config.item_chunk)
-    if config.item_chunk:
-        return lambda user, table, targets, seen: chunked_ranks(
-            user, table, targets, seen, chunk=config.item_chunk, num_items=table.shape[0] - 1
-        )
-    return None
+
+def eval_rows(eval_set: EvalSet, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays of eval-set rows `rows` (indices into this process's users)."""
+    batch = {
+        "inputs": eval_set.inputs[rows],
+        "targets": eval_set.targets[rows],
+        "seen": eval_set.seen[rows],
+        "users": eval_set.users[rows],
+    }
+    if eval_set.candidates is not None:
+        batch["candidates"] = eval_set.candidates[rows]
+    if eval_set.events is not None:
+        batch["events"] = eval_set.events[rows]
+    return batch

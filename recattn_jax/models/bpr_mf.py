@@ -23,10 +23,11 @@ from recattn_jax.train.losses import sample_negatives
 
 
 class BprMF(nnx.Module):
-    def __init__(self, history_factors: ItemTable, item_factors: ItemTable, negatives: int):
+    def __init__(self, history_factors: ItemTable, item_factors: ItemTable, negatives: int, num_items: int):
         self.history_factors = history_factors  # y_j
         self.item_factors = item_factors  # q_i
         self.negatives = negatives
+        self.num_items = num_items  # not the table's rows: a mesh pads them with rows that are never items
 
     def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
         valid = (seq != 0)[..., None]
@@ -50,7 +51,7 @@ class BprMF(nnx.Module):
         if user_offset is not None:
             user = user + user_offset[:, None]
         table = self.item_table()
-        negatives = sample_negatives(rng, targets, table.shape[0] - 1, self.negatives)  # [B, L, K]
+        negatives = sample_negatives(rng, targets, self.num_items, self.negatives)  # [B, L, K]
         pos = jnp.einsum("bld,bld->bl", user, table[targets])
         neg = jnp.einsum("bld,blkd->blk", user, table[negatives])
         nll = -jnp.mean(jax.nn.log_sigmoid(pos[..., None] - neg), axis=-1)
@@ -62,4 +63,4 @@ class BprMF(nnx.Module):
 def build_bpr_mf(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> BprMF:
     init = nnx.initializers.normal(stddev=0.1)
     tables = [item_table(config, num_items, init, backend=backend, rngs=rngs, features=features) for _ in range(2)]
-    return BprMF(*tables, config.train_negatives)
+    return BprMF(*tables, config.train_negatives, num_items)

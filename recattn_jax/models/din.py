@@ -50,10 +50,12 @@ class DIN(nnx.Module):
         dropout: float,
         candidate_chunk: int,
         negatives: int,
+        num_items: int,
     ):
         self.embedding, self.attention, self.scorer = embedding, attention, scorer
         self.dropout = nnx.Dropout(dropout)
         self.candidate_chunk, self.negatives = candidate_chunk, negatives
+        self.num_items = num_items  # not the table's rows: a mesh pads them with rows that are never items
 
     def _history(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None, events: Int[Array, "B L"] | None = None):
         x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
@@ -105,7 +107,7 @@ class DIN(nnx.Module):
         del loss_fn  # DIN's own sampled objective, see the module docstring
         inputs, targets = batch["inputs"], batch["targets"]
         history, kv_start, kv_end = self._history(inputs, rngs, batch.get("events"))
-        negatives = sample_negatives(rng, targets, self.embedding.table.shape[0] - 1, self.negatives)
+        negatives = sample_negatives(rng, targets, self.num_items, self.negatives)
         items = jnp.concatenate([targets[..., None], negatives], axis=-1)  # [B, L, 1+K], positive first
         b, length, c = items.shape
         # one causal pass per candidate slot: fold the 1+K slots into the batch, [B, L, 1+K] -> [(1+K) B, L]
@@ -131,4 +133,5 @@ def build_din(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=
         config.dropout,
         config.candidate_chunk,
         config.train_negatives,
+        num_items,
     )

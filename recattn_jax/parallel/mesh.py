@@ -9,6 +9,7 @@ wherever items are candidates (losses, ranking), so they never compete and get n
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +17,11 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jaxtyping import Array, Shaped
 
 from recattn_jax.config import Config, MeshConfig
 from recattn_jax.errors import ConfigError
+from recattn_jax.parallel.process_share import ProcessShare
 
 AXES = ("data", "model")
 
@@ -40,10 +43,14 @@ def padded_rows(num_items: int, model: int) -> int:
     return -(-(num_items + 1) // model) * model
 
 
+NOT_ITEM_ROWS = ("position", "user_features", "events")  # tables indexed by position, user or event type
+
+
 def is_item_rows(path, leaf, rows: int) -> bool:
-    """An array indexed by item id: leading dim == the item-row count (not the position table)."""
+    """An array indexed by item id: leading dim == the item-row count, and not a table of positions, users
+    or event types that happens to have as many rows."""
     name = jax.tree_util.keystr(path)
-    return getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == rows and "position" not in name
+    return getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == rows and not any(n in name for n in NOT_ITEM_ROWS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,16 +82,20 @@ class ParallelLayout:
     def pad_items(self, model: nnx.Module) -> None:
         """Append zero rows to every item-row parameter of `model` (in place) up to `rows`."""
         state = nnx.state(model)
-        extra = self.rows - (self.num_items + 1)
-        if extra == 0:
+        if self.rows == self.num_items + 1:
             return
 
         def pad(path, leaf):
-            if not is_item_rows(path, leaf, self.num_items + 1):
-                return leaf
-            return jnp.concatenate([leaf, jnp.zeros((extra, *leaf.shape[1:]), leaf.dtype)])
+            return self.fit_rows(leaf) if is_item_rows(path, leaf, self.num_items + 1) else leaf
 
         nnx.update(model, jax.tree_util.tree_map_with_path(pad, state))
+
+    def fit_rows(self, table: Shaped[Array, "I ..."]) -> Shaped[Array, "R ..."]:
+        """An [I+1, ...] item table (e.g. BERT4Rec's, cut from a table with a [mask] row) zero-padded to `rows`."""
+        extra = self.rows - table.shape[0]
+        if extra == 0:
+            return table
+        return jnp.concatenate([table, jnp.zeros((extra, *table.shape[1:]), table.dtype)])
 
     def state_shardings(self, state):
         """Item-row arrays row-sharded over `model`, everything else replicated."""
@@ -99,9 +110,19 @@ class ParallelLayout:
     def place_state(self, state):
         return jax.tree.map(place_global, state, self.state_shardings(state))
 
+    @functools.cached_property
+    def share(self) -> ProcessShare:
+        """The `data` positions of this process's devices: the blocks of every batch it reads."""
+        return ProcessShare.of(self.mesh)
+
     def place_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        """Host rows [B, ...] sharded over `data`; each process reads only the rows of its own devices."""
-        return {k: place_global(v, self.sharding("data")) for k, v in batch.items()}
+        """This process's rows of a batch (`share.rows`; all rows in one process) as the global batch
+        sharded over `data`."""
+        sharding = self.sharding("data")
+        return {
+            k: jax.make_array_from_process_local_data(sharding, v, (self.share.global_rows(len(v)), *v.shape[1:]))
+            for k, v in batch.items()
+        }
 
     def replicate(self, value):
         return place_global(value, self.sharding())
@@ -125,8 +146,10 @@ def to_host(value: jax.Array) -> np.ndarray:
 
 
 def batch_placement(config: Config):
-    """f(host batch) -> batch on the mesh's `data` axis; the identity on one device in one process."""
+    """(f(global batch row indices) -> this process's rows of them, f(those rows' arrays) -> the batch on the
+    mesh's `data` axis); both the identity on one device in one process."""
     mesh = make_mesh(config.mesh)
     if mesh.size == 1 and jax.process_count() == 1:
-        return lambda batch: batch
-    return ParallelLayout(mesh, 0).place_batch
+        return (lambda idx: idx), (lambda batch: batch)
+    layout = ParallelLayout(mesh, 0)
+    return layout.share.rows, layout.place_batch

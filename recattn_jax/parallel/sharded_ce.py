@@ -57,7 +57,7 @@ def sharded_cross_entropy(layout: ParallelLayout):
 
     def loss(hidden: Float[Array, "B L D"], table: Float[Array, "I D"], targets: Int[Array, "B L"], rng: Array):
         del rng
-        return sharded(hidden, table, targets)
+        return sharded(hidden, layout.fit_rows(table), targets)
 
     return loss
 

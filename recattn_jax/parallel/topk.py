@@ -91,12 +91,13 @@ def sharded_ranks(layout: ParallelLayout, chunk: int | None):
         )
         return jax.lax.psum(count, "model")
 
-    return jax.shard_map(
+    ranks = jax.shard_map(
         per_shard,
         mesh=layout.mesh,
         in_specs=(P("data", None), P("model", None), P("data"), P("data", None)),
         out_specs=P("data"),
     )
+    return lambda user, table, targets, seen: ranks(user, layout.fit_rows(table), targets, seen)
 
 
 def sharded_topk(layout: ParallelLayout, k: int, chunk: int | None):
@@ -113,13 +114,34 @@ def sharded_topk(layout: ParallelLayout, k: int, chunk: int | None):
         best, pick = jax.lax.top_k(best, k)
         return best, jnp.take_along_axis(ids, pick, axis=1)
 
-    return jax.shard_map(
+    topk = jax.shard_map(
         per_shard,
         mesh=layout.mesh,
         in_specs=(P("data", None), P("model", None), P("data", None)),
         out_specs=(P("data", None), P("data", None)),
         check_vma=False,  # all_gather + top_k leave the result equal on every `model` shard; no autodiff here
     )
+    return lambda user, table, seen: topk(user, layout.fit_rows(table), seen)
+
+
+def item_ranks(chunk: int | None, layout: ParallelLayout | None):
+    """The chunked / sharded rank function f(user, table, targets, seen), or None for all items at once."""
+    if layout is not None:
+        return sharded_ranks(layout, chunk)
+    if chunk:
+        return lambda user, table, targets, seen: chunked_ranks(
+            user, table, targets, seen, chunk=chunk, num_items=table.shape[0] - 1
+        )
+    return None
+
+
+def item_topk(k: int, chunk: int | None, layout: ParallelLayout | None):
+    """The chunked / sharded top-K function f(user, table, seen), or None for all items at once."""
+    if layout is not None:
+        return sharded_topk(layout, k, chunk)
+    if chunk:
+        return lambda user, table, seen: chunked_topk(user, table, seen, k, chunk=chunk, num_items=table.shape[0] - 1)
+    return None
 
 
 def full_topk(

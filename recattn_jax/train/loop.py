@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from recattn_jax.config import Config, TrainConfig, to_dict
-from recattn_jax.data.batches import next_item_arrays, take_rows
+from recattn_jax.data.batches import next_item_arrays, sequence_rows
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
@@ -90,11 +90,9 @@ def build_training(config: Config, num_items: int, features=None, user_features=
     )
     layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
     if layout is not None:
-        if hasattr(model, "train_loss"):
-            raise ConfigError(
-                f"model={config.model.name} trains with its own loss, which has no multi-device version yet; "
-                "use one device (mesh.data=1 mesh.model=1) or a next-item model such as sasrec"
-            )
+        # a model with its own loss (bert4rec, bpr_mf, din, pop, user features) runs it under jit on the
+        # mesh: GSPMD adds the collectives its lookups into row-sharded tables need; its negatives are
+        # drawn from 1..I (model.num_items), never from the pad rows
         layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
         loss_fn = sharded_next_item_loss(config.loss, layout)
     optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
@@ -110,21 +108,16 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     per-step losses."""
     train_key = jax.random.split(jax.random.key(config.seed))[1]
     losses = []
-    place = batch_placement(config)  # sharded over the mesh's `data` axis; identity on one device
+    # this process's rows of each global batch, sharded over the mesh's `data` axis; identities on one device
+    own_rows, place = batch_placement(config)
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
-    batches = training_batches(arrays, config.train.batch_size, arrays.inputs.shape[1], rng, config.train.bucketing)
+    batches = training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing)
     for i, (idx, length) in enumerate(batches):  # length < max_len: a bucket of short rows, cut to its newest
         if i < start:
             continue  # resuming mid-epoch: these batches were trained on before the interruption
         if len(losses) >= max_steps:
             break
-        inputs, targets = take_rows(arrays.inputs, idx)[:, -length:], take_rows(arrays.targets, idx)[:, -length:]
-        users = np.where(idx < 0, -1, arrays.users[np.maximum(idx, 0)])  # -1: a padding row
-        batch = {"inputs": inputs, "targets": targets, "users": users}
-        if arrays.events is not None:  # event types, cut like the items they belong to
-            batch["events"] = take_rows(arrays.events, idx)[:, -length:]
-            batch["target_events"] = take_rows(arrays.target_events, idx)[:, -length:]
-        batch = place(batch)
+        batch = place(arrays.batch(own_rows(idx), length))  # reads only this process's rows (and their events)
         state, metrics = train_step(state, batch, train_key)
         losses.append(metrics["loss"])
         if on_step is not None:
@@ -169,14 +162,18 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
 
     split = load_split(config.data)
     max_len = config.model.max_len
-    arrays = next_item_arrays(split.train_sequences, max_len, split.train_events)
-    eval_sets = {name: build_eval_set(split, name, max_len, config.eval) for name in ("valid", "test")}
+    layout = ParallelLayout.from_config(config, split.data.num_items)
+    # several processes: each pads only its own rows of every batch and keeps only its part of the eval users
+    rows_of = sequence_rows if jax.process_count() > 1 else next_item_arrays
+    arrays = rows_of(split.train_sequences, max_len, split.train_events)
+    share = layout.share if layout is not None else None
+    eval_sets = {name: build_eval_set(split, name, max_len, config.eval, share) for name in ("valid", "test")}
 
     features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
     graphdef, state, train_step, model_graphdef = build_training(
         config, split.data.num_items, features, user_features, split.data.num_event_types
     )
-    evaluator = Evaluator(model_graphdef, config.eval, ParallelLayout.from_config(config, split.data.num_items))
+    evaluator = Evaluator(model_graphdef, config.eval, layout)
     checkpoint = BestCheckpoint(workdir / "checkpoints")
     latest = LatestCheckpoint(workdir / "latest")
     pos, resumed_from = RunPosition(), None

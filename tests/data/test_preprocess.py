@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from recattn_jax.data.batches import epoch_batches, left_pad, next_item_arrays, sample_unseen, take_rows
+from recattn_jax.data.batches import (
+    epoch_batches,
+    left_pad,
+    next_item_arrays,
+    sample_unseen,
+    sequence_rows,
+    take_rows,
+)
 from recattn_jax.data.preprocess import build_sequences, leave_one_out_split
 from recattn_jax.data.readers import Interactions
 
@@ -77,3 +84,16 @@ def test_sample_unseen_excludes_history_and_is_distinct():
         assert len(set(row)) == 10 and not set(row) & set(hist) and row.min() >= 1 and row.max() <= 50
     with pytest.raises(ValueError, match="only 10 unseen"):
         sample_unseen([np.arange(1, 41)], 50, 11, rng)
+
+
+def test_sequence_rows_batch_equals_next_item_arrays_batch():
+    """Multi-process runs pad only the rows they read: the same batch as from the padded arrays of all rows."""
+    sequences = [np.array([1, 2, 3, 4, 5, 6]), np.array([4]), np.array([5, 6]), np.array([7, 8, 9])]
+    arrays, rows = next_item_arrays(sequences, max_len=4), sequence_rows(sequences, max_len=4)
+    np.testing.assert_array_equal(rows.users, arrays.users)
+    np.testing.assert_array_equal(rows.lengths, arrays.lengths)
+    idx = np.array([2, -1, 0, 1])
+    for length in (4, 2):
+        want, got = arrays.batch(idx, length), rows.batch(idx, length)
+        for key in ("inputs", "targets", "users"):
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{key} length {length}")

@@ -1,4 +1,5 @@
-"""Two processes on loopback (127.0.0.1, one CPU device each) train together to the single-process loss."""
+"""Two processes on loopback (127.0.0.1, one CPU device each) train together to the single-process loss,
+each reading only its half of every batch and of the eval users."""
 
 import json
 import os
@@ -43,6 +44,10 @@ def test_two_processes_match_one(tmp_path):
     reports = [json.loads((tmp_path / f"process_{i}.json").read_text()) for i in range(2)]
     assert [r["process_index"] for r in reports] == [0, 1]
     assert all(r["process_count"] == 2 and r["devices"] == 2 for r in reports)
+    for r in reports:  # each process read only its half of every training batch and of the eval users
+        assert r["batch_rows"] == [TINY["train"]["batch_size"] // 2] * TINY["train"]["max_steps"], r["batch_rows"]
+        for name, (local, total) in r["eval_users"].items():
+            assert local == -(-total // 2) if r["process_index"] == 0 else local == total // 2, (name, local, total)
 
     config = to_config(TINY)
     config.kernel.backend = "reference"
