@@ -86,14 +86,21 @@ def test_sample_unseen_excludes_history_and_is_distinct():
         sample_unseen([np.arange(1, 41)], 50, 11, rng)
 
 
-def test_sequence_rows_batch_equals_next_item_arrays_batch():
+@pytest.mark.parametrize("with_events", [False, True])
+def test_sequence_rows_batch_equals_next_item_arrays_batch(with_events):
     """Multi-process runs pad only the rows they read: the same batch as from the padded arrays of all rows."""
     sequences = [np.array([1, 2, 3, 4, 5, 6]), np.array([4]), np.array([5, 6]), np.array([7, 8, 9])]
-    arrays, rows = next_item_arrays(sequences, max_len=4), sequence_rows(sequences, max_len=4)
+    events = [s % 2 + 1 for s in sequences] if with_events else None  # event type per item: 1 or 2
+    arrays, rows = next_item_arrays(sequences, 4, events), sequence_rows(sequences, 4, events)
     np.testing.assert_array_equal(rows.users, arrays.users)
     np.testing.assert_array_equal(rows.lengths, arrays.lengths)
     idx = np.array([2, -1, 0, 1])
+    keys = ("inputs", "targets", "users") + (("events", "target_events") if with_events else ())
     for length in (4, 2):
         want, got = arrays.batch(idx, length), rows.batch(idx, length)
-        for key in ("inputs", "targets", "users"):
+        assert set(got) == set(want) == set(keys)
+        for key in keys:
             np.testing.assert_array_equal(got[key], want[key], err_msg=f"{key} length {length}")
+        if with_events:  # each event belongs to its item: 0 exactly on padding, the item's parity elsewhere
+            for items, kinds in ((got["inputs"], got["events"]), (got["targets"], got["target_events"])):
+                np.testing.assert_array_equal(kinds, np.where(items == 0, 0, items % 2 + 1))

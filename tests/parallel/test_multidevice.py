@@ -33,7 +33,7 @@ def run_check(name: str, timeout: int = 300) -> None:
         "sharded_ce",  # sharded CE == unsharded CE (values, gradients), no all-gather in the HLO
         "sharded_topk",  # per-shard chunked top-K merged == top-K of the full score matrix; ranks too
         "sharded_train_step",  # two steps on a 4 x 2 mesh == two single-device steps
-        "own_loss_train_step",  # bert4rec, bpr_mf, din, pop, user features: a 4 x 2 step == the 1-device step
+        "own_loss_train_step",  # bert4rec, bpr_mf, din, pop, user features, events: a 4 x 2 step == 1 device
         "sharded_recommend",  # recommend() on a 4 x 2 mesh, whole shards and chunks == top-K of all scores
         "restore_other_mesh",  # checkpoint on 8 devices -> 4 -> 1, and 1 -> 8
     ],
