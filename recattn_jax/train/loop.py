@@ -45,10 +45,13 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 def make_train_step(graphdef: nnx.GraphDef, loss_fn):
-    """A pure, jitted step over the (model, optimizer) state; the old state's buffers are donated."""
+    """A pure, jitted step over the (model, optimizer) state; the old state's buffers are donated.
+
+    `loss_weight` (a scalar, or None for 1) scales the loss the gradient is taken of; the reported loss is
+    the unscaled one. Bucketed epochs pass the batch's share of the positions (see `run_epoch`)."""
 
     @partial(jax.jit, donate_argnums=0)
-    def train_step(state, batch, rng):
+    def train_step(state, batch, rng, loss_weight=None):
         model, optimizer = nnx.merge(graphdef, state)
         rng = jax.random.fold_in(rng, optimizer.step[...])  # a fresh, reproducible key per step
         dropout_rng, loss_rng = jax.random.split(rng)
@@ -60,7 +63,11 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
             hidden = model.encode(batch["inputs"], **events, rngs=nnx.Rngs(dropout=dropout_rng))
             return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng)
 
-        loss, grads = nnx.value_and_grad(loss_of)(model)
+        def weighted_loss(model):
+            loss = loss_of(model)
+            return (loss if loss_weight is None else loss * loss_weight), loss
+
+        (_, loss), grads = nnx.value_and_grad(weighted_loss, has_aux=True)(model)
         optimizer.update(model, grads)
         return nnx.state((model, optimizer)), {"loss": loss}
 
@@ -105,20 +112,30 @@ def build_training(config: Config, num_items: int, features=None, user_features=
 
 def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: int, on_step=None, start: int = 0):
     """One shuffled pass over the rows (at most `max_steps` steps, from batch `start`); returns the state and
-    per-step losses."""
+    per-step losses.
+
+    With `train.bucketing`, a batch of short rows has far fewer positions than an average batch, and a
+    per-batch mean loss would give each of its positions (so short histories) a larger weight than
+    without bucketing. Each bucketed batch's loss is therefore scaled by its positions over the mean
+    positions per batch of the epoch: every position weighs as it does, on average, without bucketing."""
     train_key = jax.random.split(jax.random.key(config.seed))[1]
     losses = []
     # this process's rows of each global batch, sharded over the mesh's `data` axis; identities on one device
     own_rows, place = batch_placement(config)
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
     batches = training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing)
+    lengths = arrays.lengths  # positions with a target, per row (global: every process computes the same)
+    mean_positions = config.train.batch_size * float(np.mean(lengths)) if len(lengths) else 1.0
     for i, (idx, length) in enumerate(batches):  # length < max_len: a bucket of short rows, cut to its newest
         if i < start:
             continue  # resuming mid-epoch: these batches were trained on before the interruption
         if len(losses) >= max_steps:
             break
         batch = place(arrays.batch(own_rows(idx), length))  # reads only this process's rows (and their events)
-        state, metrics = train_step(state, batch, train_key)
+        weight = None
+        if config.train.bucketing:
+            weight = np.float32(lengths[idx[idx >= 0]].sum() / mean_positions)
+        state, metrics = train_step(state, batch, train_key, weight)
         losses.append(metrics["loss"])
         if on_step is not None:
             on_step(losses)

@@ -49,3 +49,34 @@ def test_bucketed_training_steps(tiny_config):
     _, state, step, _ = build_training(tiny_config, split.data.num_items)
     _, losses = run_epoch(step, state, arrays, tiny_config, epoch=1, max_steps=2)
     assert len(losses) == 2 and np.all(np.isfinite(jax.device_get(losses)))
+
+
+def test_bucketed_batches_weigh_their_positions_as_without_bucketing(tiny_config):
+    """A batch's loss weight is its positions over the epoch's mean positions per batch, so a short bucket
+    counts less; over the epoch the weights add up to the number of full batches."""
+    tiny_config.train.bucketing = True
+    tiny_config.data.synthetic.max_length = 30
+    _, arrays = arrays_of(tiny_config)
+    seen = []
+
+    def spy_step(state, batch, rng, loss_weight=None):
+        seen.append((float(loss_weight), int(np.count_nonzero(batch["targets"]))))
+        return state, {"loss": 0.0}
+
+    run_epoch(spy_step, None, arrays, tiny_config, epoch=1, max_steps=10**6)
+    weights, positions = np.array(seen).T
+    mean_positions = tiny_config.train.batch_size * row_lengths(arrays).mean()
+    np.testing.assert_allclose(weights, positions / mean_positions, rtol=1e-5)
+    np.testing.assert_allclose(weights.sum(), arrays.num_rows / tiny_config.train.batch_size, rtol=1e-5)
+    assert weights.min() < 0.8 < 1.2 < weights.max()  # short and long buckets are weighted differently
+
+
+def test_loss_weight_scales_the_gradient_not_the_reported_loss(tiny_config):
+    split, arrays = arrays_of(tiny_config)
+    _, state, step, _ = build_training(tiny_config, split.data.num_items)
+    before = jax.tree_util.tree_map(np.asarray, jax.device_get(state[0]))
+    batch = arrays.batch(np.arange(tiny_config.train.batch_size), arrays.max_len)
+    state, metrics = step(state, batch, jax.random.key(0), np.float32(0.0))  # a zero gradient: Adam moves nothing
+    assert float(metrics["loss"]) > 1.0  # the unscaled CE over ~50 items
+    after = jax.device_get(state[0])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, after, before)
