@@ -124,8 +124,9 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     own_rows, place = batch_placement(config)
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
     batches = training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing)
-    lengths = arrays.lengths  # positions with a target, per row (global: every process computes the same)
-    mean_positions = config.train.batch_size * float(np.mean(lengths)) if len(lengths) else 1.0
+    if config.train.bucketing:  # positions with a target, per row (global: every process computes the same)
+        lengths = arrays.lengths
+        mean_positions = config.train.batch_size * float(np.mean(lengths)) if len(lengths) else 1.0
     for i, (idx, length) in enumerate(batches):  # length < max_len: a bucket of short rows, cut to its newest
         if i < start:
             continue  # resuming mid-epoch: these batches were trained on before the interruption
