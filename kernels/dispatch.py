@@ -18,12 +18,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from kernels.attention.reference import attention_reference
+from kernels.attention.xla import attention_xla
 from kernels.attention_pool.reference import attention_pool_reference
 
 
 class Backend(enum.StrEnum):
     AUTO = "auto"
     REFERENCE = "reference"
+    XLA = "xla"  # plain XLA with a hand-written (recomputing) backward: the fast CPU/TPU path
     TRITON = "triton"  # fused Triton kernels on a GPU
     INTERPRET = "interpret"  # the same Triton kernels run by Triton's CPU interpreter
 
@@ -44,13 +46,16 @@ def parse_backend(backend: str | Backend) -> Backend:
 
 
 def resolve_backend(backend: str | Backend, op: str = "attention") -> Backend:
-    """The rule for `auto`, written once: Triton where a GPU runs it, the reference elsewhere.
+    """The rule for `auto`, written once: Triton where a GPU runs it, else `xla` for attention (measured
+    faster than the reference's autodiff on CPU, benchmarks/RESULTS.md) and the reference for the pool.
 
     An explicit `triton` or `interpret` that cannot run here raises a RuntimeError saying what to install.
     """
     backend = parse_backend(backend)
     if backend is Backend.AUTO:
-        return Backend.TRITON if _gpu_triton_available() else Backend.REFERENCE
+        if _gpu_triton_available():
+            return Backend.TRITON
+        return Backend.XLA if op == "attention" else Backend.REFERENCE
     if backend is Backend.TRITON and not _gpu_triton_available():
         raise RuntimeError(
             f"backend 'triton' needs a CUDA GPU and jax-triton==0.3.1: pip install -e '.[gpu]' "
@@ -121,6 +126,8 @@ def attention(
     chosen = resolve_backend(backend, "attention")
     if chosen is Backend.REFERENCE:
         return attention_reference(q, k, v, kv_start, kv_end, causal, scale)
+    if chosen is Backend.XLA:
+        return attention_xla(q, k, v, kv_start, kv_end, causal, scale)
     impl = _load_triton("attention")
     return impl(q, k, v, kv_start, kv_end, causal, scale, interpret=chosen is Backend.INTERPRET)
 
@@ -142,7 +149,7 @@ def attention_pool(
     kv_start, kv_end = _bounds(kv_start, kv_end, q.shape[0], k.shape[1])
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     chosen = resolve_backend(backend, "attention_pool")
-    if chosen is Backend.REFERENCE:
+    if chosen in (Backend.REFERENCE, Backend.XLA):  # the pool's reference is already one fused XLA pass
         return attention_pool_reference(q, k, v, kv_start, kv_end, scale)
     impl = _load_triton("attention_pool")
     return impl(q, k, v, kv_start, kv_end, scale, interpret=chosen is Backend.INTERPRET)

@@ -28,17 +28,34 @@ from recattn_jax.parallel.topk import item_ranks
 SPLIT_SEEDS = {"valid": 1, "test": 2}  # valid and test draw different negatives from the same eval.seed
 
 
-def full_ranks(scores: Float[Array, "B I"], targets: Int[Array, " B"], seen: Int[Array, "B P"]) -> Int[Array, " B"]:
-    """0-based rank of each target among the items outside `seen` (0-padded) and padding."""
-    rows = jnp.arange(scores.shape[0])
-    target_score = scores[rows, targets]
-    competitors = scores.at[rows[:, None], seen].set(-jnp.inf).at[:, 0].set(-jnp.inf)  # seen items, padding
-    competitors = competitors.at[rows, targets].set(-jnp.inf)  # the target does not compete with itself
-    return jnp.sum(competitors >= target_score[:, None], axis=-1)
+def finite_scores(scores: Float[Array, "..."]) -> Float[Array, "..."]:
+    """NaN scores become -inf: a NaN compares false with everything, so it would rank first otherwise."""
+    return jnp.where(jnp.isnan(scores), -jnp.inf, scores)
+
+
+def full_ranks(
+    scores: Float[Array, "B I"], targets: Int[Array, " B"], seen: Int[Array, "B P"], *, seen_distinct: bool = False
+) -> Int[Array, " B"]:
+    """0-based rank of each target among the items outside `seen` (0-padded) and padding.
+
+    Counted by comparison, not by masking: every item scoring >= the target, minus the target itself,
+    minus the distinct seen items that do (a gather of P scores instead of a scatter into [B, I]).
+    `seen_distinct`: the caller guarantees each row's non-zero items are distinct (skips a sort).
+    Ties count against the target; a NaN score counts as -inf, so a NaN target ranks last."""
+    scores = finite_scores(scores)
+    target_score = jnp.take_along_axis(scores, targets[:, None], axis=-1)  # [B, 1]
+    at_least = jnp.sum(scores[:, 1:] >= target_score, axis=-1)  # items 1..I, the target included
+    if not seen_distinct:  # histories may repeat items: keep the first of each run of a sorted row
+        seen = jnp.sort(seen, axis=-1)
+        seen = jnp.where(jnp.pad(seen[:, 1:] != seen[:, :-1], ((0, 0), (1, 0)), constant_values=True), seen, 0)
+    counted = (seen != 0) & (seen != targets[:, None])  # the target is already subtracted once
+    seen_beats = counted & (jnp.take_along_axis(scores, seen, axis=-1) >= target_score)
+    return at_least - 1 - jnp.sum(seen_beats, axis=-1)
 
 
 def sampled_ranks(scores: Float[Array, "B C"]) -> Int[Array, " B"]:
-    """Rank of candidate 0 (the target) among candidates 1..C-1 (the negatives)."""
+    """Rank of candidate 0 (the target) among candidates 1..C-1 (the negatives); NaN counts as -inf."""
+    scores = finite_scores(scores)
     return jnp.sum(scores[:, 1:] >= scores[:, :1], axis=-1)
 
 
@@ -50,7 +67,7 @@ class EvalSet:
     users: np.ndarray  # [U] user indices
     inputs: np.ndarray  # [U, L] right-aligned histories
     targets: np.ndarray  # [U]
-    seen: np.ndarray  # [U, P] whole histories (not truncated to L), 0-padded on the right
+    seen: np.ndarray  # [U, P] each whole history's distinct items (not truncated to L), sorted, 0-padded right
     candidates: np.ndarray | None  # [U, 1 + negatives]: target first
     events: np.ndarray | None = None  # [U, L] event types aligned with inputs (0 on padding); None: no event column
     parts: tuple[int, ...] | None = None  # on a mesh: this process's users, per part (ProcessShare.users)
@@ -62,7 +79,7 @@ def build_eval_set(
 ) -> EvalSet:
     """The eval arrays of all eval users, or on a mesh (`share`) of this process's parts of them only."""
     users, parts, capacity = split.eval_users, None, 0
-    longest = max(len(h) for h in split.history(users, name))  # one width on every process
+    longest = max(len(np.unique(h)) for h in split.history(users, name))  # one width on every process
     if share is not None:
         rows, parts = share.users(len(users))
         if not len(rows):
@@ -72,7 +89,8 @@ def build_eval_set(
     targets = split.targets(users, name)
     seen = np.zeros((len(users), longest), np.int32)
     for row, h in enumerate(histories):
-        seen[row, : len(h)] = h
+        distinct = np.unique(h)  # sorted: full_ranks subtracts each seen item once
+        seen[row, : len(distinct)] = distinct
     candidates = None
     if config.sampled:
         rng = np.random.default_rng([config.seed, SPLIT_SEEDS[name]])
@@ -96,58 +114,72 @@ def build_eval_set(
 class Evaluator:
     """Jitted, user-batched scoring of a model (given as NNX graphdef + state) on fixed eval sets.
 
-    With `eval.item_chunk` or a mesh (`layout`), full ranking scans the items in chunks (bounded
-    memory) and, on a mesh, per item shard (recattn_jax/parallel/topk.py); otherwise it scores all items at once.
+    On one device an eval set's arrays are copied to the device once, and one jitted call maps over its
+    user batches (`lax.map`): each batch encodes its histories once for both protocols, so a pass is one
+    dispatch and one copy of the ranks back. With `eval.item_chunk` or a mesh (`layout`), full ranking
+    scans the items in chunks (bounded memory) and, on a mesh, per item shard (recattn_jax/parallel/topk.py).
     """
 
     def __init__(self, graphdef: nnx.GraphDef, config: EvalConfig, layout=None):
         self.config, self.layout = config, layout
         chunked = item_ranks(config.item_chunk, layout)
+        self._device_sets: dict[int, tuple] = {}  # id(eval set) -> (eval set, its batched device arrays)
 
-        # on a mesh the ranks stay sharded over `data`: each process reads its own rows of them
-        jit = jax.jit if layout is None else partial(jax.jit, out_shardings=layout.sharding("data"))
-
-        @jit
-        def full(state, inputs, targets, seen, users, events):
+        def batch_ranks(state, batch):
+            """(full ranks, sampled ranks or None) of one batch of eval arrays, encoding the histories once."""
             model = nnx.merge(graphdef, state)
+            inputs, users, events = batch["inputs"], batch["users"], batch.get("events")
+            targets, seen, candidates = batch["targets"], batch["seen"], batch.get("candidates")
+            dot_product = not hasattr(model, "score_all") and not hasattr(model, "score_items")
             if chunked is not None and not hasattr(model, "score_all"):
-                return chunked(user_vectors(model, inputs, users, events), model.item_table(), targets, seen)
+                user = user_vectors(model, inputs, users, events)
+                full = chunked(user, model.item_table(), targets, seen)
+                if candidates is None:
+                    return full, None
+                if dot_product:
+                    scores = jnp.einsum("bd,bcd->bc", user, model.item_table()[candidates])
+                    return full, sampled_ranks(scores)
+                return full, sampled_ranks(score_items(model, inputs, candidates, users, events))
             scores = score_all(model, inputs, users, events)
             if layout is not None:
                 scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items
-            return full_ranks(scores, targets, seen)
+            full = full_ranks(scores, targets, seen, seen_distinct=True)
+            if candidates is None:
+                return full, None
+            if dot_product:  # the candidates' scores are already in the full score matrix
+                return full, sampled_ranks(jnp.take_along_axis(scores, candidates, axis=-1))
+            return full, sampled_ranks(score_items(model, inputs, candidates, users, events))
 
-        @jit
-        def sampled(state, inputs, candidates, users, events):
-            model = nnx.merge(graphdef, state)
-            return sampled_ranks(score_items(model, inputs, candidates, users, events))
-
-        self._full, self._sampled = full, sampled
+        # on a mesh the ranks stay sharded over `data`: each process reads its own rows of them
+        jit = jax.jit if layout is None else partial(jax.jit, out_shardings=layout.sharding("data"))
+        self._batch_ranks = jit(batch_ranks)
+        self._all_ranks = jax.jit(lambda state, batches: jax.lax.map(lambda b: batch_ranks(state, b), batches))
 
     def _ranks(self, state, batch) -> tuple:
-        """(full ranks, sampled ranks or None) of one batch of eval arrays."""
-        inputs, users, events = batch["inputs"], batch["users"], batch.get("events")
-        full = self._full(state, inputs, batch["targets"], batch["seen"], users, events)
-        if "candidates" not in batch:
-            return full, None
-        return full, self._sampled(state, inputs, batch["candidates"], users, events)
+        """(full ranks, sampled ranks or None) of one batch of eval arrays (the mesh path)."""
+        return self._batch_ranks(state, batch)
+
+    def _on_device(self, eval_set: EvalSet) -> dict:
+        """The eval set's arrays as [batches, batch_size, ...] device arrays, built once per eval set."""
+        cached = self._device_sets.get(id(eval_set))
+        if cached is not None and cached[0] is eval_set:
+            return cached[1]
+        size = min(self.config.batch_size, len(eval_set.users))
+        batches = -(-len(eval_set.users) // size)
+        rows = np.arange(batches * size) % len(eval_set.users)  # the last batch wraps around; cut below
+        arrays = {k: v.reshape(batches, size, *v.shape[1:]) for k, v in eval_rows(eval_set, rows).items()}
+        arrays = jax.device_put(arrays)
+        self._device_sets[id(eval_set)] = (eval_set, arrays)
+        return arrays
 
     def evaluate(self, state, eval_set: EvalSet) -> dict[str, dict[str, float]]:
         if self.layout is not None:
             return self._evaluate_shares(state, eval_set)
-        full, sampled = [], []
-        size = self.config.batch_size
-        for start in range(0, len(eval_set.users), size):
-            # pad the last batch to the full size so every batch reuses one compiled program
-            rows = np.arange(start, start + size) % len(eval_set.users)
-            n = min(size, len(eval_set.users) - start)
-            full_ranks, sampled_ranks = self._ranks(state, eval_rows(eval_set, rows))
-            full.append(np.asarray(full_ranks)[:n])
-            if sampled_ranks is not None:
-                sampled.append(np.asarray(sampled_ranks)[:n])
-        out = {"full": ranking_metrics(np.concatenate(full), self.config.ks)}
-        if sampled:
-            out["sampled"] = ranking_metrics(np.concatenate(sampled), self.config.ks)
+        full, sampled = jax.device_get(self._all_ranks(state, self._on_device(eval_set)))
+        n = len(eval_set.users)
+        out = {"full": ranking_metrics(full.reshape(-1)[:n], self.config.ks)}
+        if sampled is not None:
+            out["sampled"] = ranking_metrics(sampled.reshape(-1)[:n], self.config.ks)
         return out
 
     def _evaluate_shares(self, state, eval_set: EvalSet) -> dict[str, dict[str, float]]:

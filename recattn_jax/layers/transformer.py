@@ -7,6 +7,7 @@ from jaxtyping import Array, Float, Int
 
 from recattn_jax.errors import ConfigError
 from recattn_jax.layers.attention import MultiHeadAttention
+from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.feed_forward import FeedForward
 
 LAYER_NORM_PLACEMENTS = ("sasrec", "pre")
@@ -29,7 +30,7 @@ class TransformerBlock(nnx.Module):
         self.attention = MultiHeadAttention(dim, heads, backend=backend, rngs=rngs)
         self.ffn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.ffn = FeedForward(dim, dim, dropout, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def __call__(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import left_padded_bounds
 from recattn_jax.layers.pooling import AttentionPooling
@@ -20,7 +21,7 @@ class AttnPool(nnx.Module):
     def __init__(self, embedding: SequenceEmbedding, pooling: AttentionPooling, dropout: float):
         self.embedding = embedding
         self.pooling = pooling
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _inputs(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None, events: Int[Array, "B L"] | None = None):
         x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)

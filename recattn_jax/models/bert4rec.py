@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
@@ -25,7 +26,7 @@ from recattn_jax.models import item_embedding, register_model
 class BERT4Rec(nnx.Module):
     def __init__(self, embedding: SequenceEmbedding, encoder: TransformerEncoder, dropout: float, mask_prob: float):
         self.embedding, self.encoder = embedding, encoder
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.mask_prob = mask_prob
         self.mask_token = embedding.table.shape[0] - 1  # I + 1
 

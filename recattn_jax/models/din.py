@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import left_padded_bounds
 from recattn_jax.layers.target_attention import TargetAttention
@@ -53,7 +54,7 @@ class DIN(nnx.Module):
         num_items: int,
     ):
         self.embedding, self.attention, self.scorer = embedding, attention, scorer
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.candidate_chunk, self.negatives = candidate_chunk, negatives
         self.num_items = num_items  # not the table's rows: a mesh pads them with rows that are never items
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import ItemTable
 from recattn_jax.layers.event_embedding import add_events, event_embedding
 from recattn_jax.layers.recurrent import RecurrentEncoder
@@ -25,7 +26,7 @@ class GRU4Rec(nnx.Module):
         self.items = items
         self.encoder = RecurrentEncoder(dim, dim, "gru", rngs=rngs)
         self.outputs = outputs
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.events = event_embedding(num_event_types, dim, rngs=rngs)  # None without event types
 
     def encode(

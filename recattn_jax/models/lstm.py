@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import ItemTable
 from recattn_jax.layers.event_embedding import add_events, event_embedding
 from recattn_jax.layers.recurrent import RecurrentEncoder
@@ -35,7 +36,7 @@ class LSTMRec(nnx.Module):
         self.encoder = RecurrentEncoder(dim, dim, cell, rngs=rngs)
         self.dense = nnx.Linear(dim, rows, rngs=rngs)
         self.output_fusion = output_fusion  # fuses the kernel's item columns with side features, or None
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.events = event_embedding(num_event_types, dim, rngs=rngs)  # None without event types
 
     def encode(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
@@ -15,7 +16,7 @@ class SASRec(nnx.Module):
     def __init__(self, embedding: SequenceEmbedding, encoder: TransformerEncoder, dropout: float):
         self.embedding = embedding
         self.encoder = encoder
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def encode(
         self, seq: Int[Array, "B L"], *, events: Int[Array, "B L"] | None = None, rngs: nnx.Rngs | None = None

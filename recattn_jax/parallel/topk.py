@@ -50,8 +50,10 @@ def chunked_ranks(user, table, targets, seen, *, chunk: int, num_items: int, off
     """0-based rank of each target among its candidates (ties count against the target): [B]."""
     if target_score is None:
         target_score = jnp.einsum("bd,bd->b", user, table[targets], preferred_element_type=jnp.float32)
+    target_score = jnp.where(jnp.isnan(target_score), -jnp.inf, target_score)  # NaN never ranks first
 
     def update(count, scores, ids, candidate):
+        scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
         beats = candidate & (ids[None, :] != targets[:, None]) & (scores >= target_score[:, None])
         return count + jnp.sum(beats, axis=1, dtype=jnp.int32)
 
