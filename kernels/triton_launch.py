@@ -128,6 +128,8 @@ def _interpret_call(module, name, grid, scalars, out_shapes, constexprs, *arrays
     import torch
 
     kernel = _kernel(module, name, interpret=True)
+    # the interpreter turns a Python float into fp32 (tl.cast in the kernels), but not an np.float32
+    scalars = tuple(float(x) if isinstance(x, np.floating) else x for x in scalars)
     inputs = [_to_torch(np.asarray(a)) for a in arrays]
     # outputs start as NaN so an element the kernel forgets to write fails every test
     outputs = [torch.full(s.shape, float("nan"), dtype=_torch_dtype(s.dtype)) for s in out_shapes]
@@ -142,7 +144,7 @@ def launch(
     *,
     grid: tuple[int, ...],
     arrays: Sequence[jax.Array],
-    scalars: Sequence[int | float],
+    scalars: Sequence[int | float | np.float32],
     out_shapes: Sequence[jax.ShapeDtypeStruct],
     constexprs: dict[str, Any],
     interpret: bool,

@@ -136,7 +136,7 @@ def test_nan_poison_catches_unwritten_outputs():
         arrays=(o, o),
         scalars=(32, 1),
         out_shapes=(jax.ShapeDtypeStruct((1, 1, 32), jnp.float32),),
-        constexprs={"BLOCK_M": 16, "HEAD": 16},
+        constexprs={"BLOCK_M": 16, "H": 16, "HEAD": 16},
         interpret=True,
     )
     delta = np.asarray(delta)
