@@ -193,6 +193,7 @@ def _compile_case(case: Case, arch: int, arch_box: list[int]) -> list[Compiled]:
         return kernel, attrs
 
     triton_lib.get_or_create_triton_kernel = recording
+    jax.clear_caches()  # a cached lowering from another arch would compile nothing
     try:
         jax.export.export(
             jax.jit(case.fn),
@@ -204,6 +205,8 @@ def _compile_case(case: Case, arch: int, arch_box: list[int]) -> list[Compiled]:
             compiled.append(Compiled("(lowering)", arch, "", error=f"{type(err).__name__}: {_first_line(err)}"))
     finally:
         triton_lib.get_or_create_triton_kernel = original
+    if not compiled:
+        compiled.append(Compiled("(none)", arch, "", error="no kernel was compiled: the case launches none"))
     return compiled
 
 
@@ -246,7 +249,7 @@ def _ptxas_report(c: Compiled) -> str:
     return f" regs={regs.group(1) if regs else '?'} spill={spills.group(1) if spills else '?'}B"
 
 
-def run(ops: list[str], archs: list[int], ptxas: bool = False) -> int:
+def run(ops: list[str], archs: list[int], ptxas: bool = False, only: str = "") -> int:
     """Compile every case of `ops` for every arch; prints one line per kernel, returns the failure count."""
     versions = {name: _version(name) for name in ("jax", "jax-triton", "triton")}
     print("compile check: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + f"; archs {archs}")
@@ -256,6 +259,8 @@ def run(ops: list[str], archs: list[int], ptxas: bool = False) -> int:
     with _jax_triton_on_cpu(arch_box):
         for op in ops:
             for case, arch in itertools.product(OPS[op](), archs):
+                if only not in case.label:
+                    continue
                 for c in _compile_case(case, arch, arch_box):
                     problems = _problems(c)
                     failures += bool(problems)
@@ -281,6 +286,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--op", action="append", choices=sorted(OPS), help="only these ops (default: all)")
     p.add_argument("--arch", action="append", type=int, choices=ARCHS, help="only these archs (default: 80, 90)")
     p.add_argument("--ptxas", action="store_true", help="also assemble with Triton's ptxas: registers, spills")
+    p.add_argument("--only", default="", help="only cases whose label contains this, e.g. 'fp32 causal'")
     return p.parse_args(argv)
 
 
@@ -290,7 +296,7 @@ def main(argv=None) -> int:
     if missing:
         print(f"compile check needs {' and '.join(missing)}: pip install -e '.[compile]'")
         return 2
-    return 1 if run(args.op or list(OPS), args.arch or list(ARCHS), args.ptxas) else 0
+    return 1 if run(args.op or list(OPS), args.arch or list(ARCHS), args.ptxas, args.only) else 0
 
 
 if __name__ == "__main__":

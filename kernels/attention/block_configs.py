@@ -2,10 +2,12 @@
 candidates an autotuner should try.
 
 HEAD is the head dim rounded up to a power of 2 >= 16 (the tile width). Rows for HEAD <= 64 share the
-64 entry. None of these is tuned yet: they follow Triton's fused-attention tutorial and FlashAttention-2's
-choices for Hopper, with fp32 tiles halved (an fp32 [64, 64] forward tile spills registers at 4 warps).
-`python -m kernels.compile_check` compiles every default for sm_80 and sm_90; a GPU run
-(benchmarks/gpu_check.sh) is what should reorder the candidates.
+64 entry. None of these is timed yet: they follow Triton's fused-attention tutorial and FlashAttention-2's
+choices, checked only for registers with `python -m kernels.compile_check --ptxas` (triton 3.6.0):
+fp32 (IEEE dots on FMA units) spills at 4 warps (fwd 64x32: 255 registers + ~550 B spill) and does not at
+8; at HEAD <= 64 no default spills on sm_90 (bf16 dK/dV and dQ spill 28-120 B on sm_80); fp32 causal
+forward at HEAD = 128 still spills on sm_90 (~400 B). A GPU run (benchmarks/gpu_check.sh) is what should
+reorder the candidates.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ FORWARD: dict[tuple[str, int], tuple[BlockConfig, ...]] = {
     ("bfloat16", 64): (_C(128, 64, 8, 3), _C(64, 64, 4, 3), _C(128, 32, 4, 3), _C(64, 32, 4, 4)),
     ("bfloat16", 128): (_C(128, 64, 8, 2), _C(64, 64, 4, 3), _C(128, 32, 8, 3)),
     ("bfloat16", 256): (_C(64, 32, 8, 2), _C(32, 32, 4, 2)),
-    ("float32", 64): (_C(64, 32, 4, 2), _C(32, 32, 4, 2), _C(64, 64, 8, 2)),
-    ("float32", 128): (_C(64, 32, 8, 2), _C(32, 32, 4, 2)),
+    ("float32", 64): (_C(64, 32, 8, 2), _C(32, 32, 4, 2), _C(64, 64, 8, 2)),
+    ("float32", 128): (_C(32, 32, 8, 2), _C(64, 32, 8, 2)),
     ("float32", 256): (_C(32, 16, 4, 2), _C(16, 16, 4, 1)),
 }
 
@@ -42,8 +44,8 @@ BACKWARD: dict[tuple[str, int], tuple[BlockConfig, ...]] = {
     ("bfloat16", 64): (_C(64, 64, 4, 2), _C(64, 64, 8, 3), _C(32, 64, 4, 2), _C(64, 32, 4, 2)),
     ("bfloat16", 128): (_C(64, 32, 4, 2), _C(32, 32, 4, 2), _C(64, 64, 8, 2)),
     ("bfloat16", 256): (_C(32, 32, 4, 2), _C(16, 16, 4, 1)),
-    ("float32", 64): (_C(32, 32, 4, 2), _C(64, 32, 4, 2), _C(32, 32, 4, 3)),
-    ("float32", 128): (_C(32, 32, 4, 2), _C(16, 32, 4, 2)),
+    ("float32", 64): (_C(32, 32, 8, 2), _C(64, 32, 4, 2), _C(32, 32, 4, 3)),
+    ("float32", 128): (_C(16, 32, 8, 2), _C(32, 32, 8, 2)),
     ("float32", 256): (_C(16, 16, 4, 2), _C(16, 16, 4, 1)),
 }
 

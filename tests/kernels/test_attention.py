@@ -97,6 +97,14 @@ def test_interpret_matches_reference_bf16(b, t, s, n, h, causal, padding):
     _compare((q, k, v, start, end, w, causal), *tolerance(jnp.bfloat16))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_interpret_matches_reference_h128(dtype):
+    needs_interpreter()
+    # HEAD = 128 tables use BLOCK_M != BLOCK_N in the backward (fp32 16x32, bf16 64x32)
+    q, k, v, start, end, w = _inputs(4, 2, 70, 70, 1, 128, "left", dtype)
+    _compare((q, k, v, start, end, w, True), *tolerance(dtype))
+
+
 def test_interpret_lse_matches_reference():
     needs_interpreter()
     from kernels.attention.binding import attention_triton_with_lse

@@ -1,7 +1,7 @@
 """`python -m kernels.compile_check`: every kernel compiles for sm_80 and sm_90 through jax-triton's lowering.
 
 Needs jax-triton (pip install -e '.[compile]', part of '.[test]'); no GPU. The full check takes ~60 s
-on one free CPU core (60 kernel compiles with triton 3.9), so it is marked slow.
+on a shared 2-core CPU (120 kernel compiles, triton 3.9), so it is marked slow.
 """
 
 from __future__ import annotations
