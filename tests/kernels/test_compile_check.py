@@ -1,6 +1,6 @@
 """`python -m kernels.compile_check`: every kernel compiles for sm_80 and sm_90 through jax-triton's lowering.
 
-Needs jax-triton (pip install -e '.[compile]', part of '.[test]'); no GPU. The full check takes ~60 s
+Needs jax-triton (pip install -e '.[compile]', part of '.[test]'); no GPU. The full check takes ~130 s
 on a shared 2-core CPU (120 kernel compiles, triton 3.9), so it is marked slow.
 """
 
