@@ -63,7 +63,7 @@ def _interpret_mode():
     os.environ["TRITON_INTERPRET"] = "1"
     if knobs is not None:
         knobs.runtime.interpret = True
-    JITFunction.__call__ = lambda self, *args, **kwargs: _interpreted(self.fn)(*args, **kwargs)
+    JITFunction.__call__ = _interpreted_device_call
     try:
         yield
     finally:
@@ -77,6 +77,25 @@ def _interpret_mode():
             os.environ.pop("TRITON_INTERPRET", None)
         else:
             os.environ["TRITON_INTERPRET"] = old_env
+
+
+def _interpreted_device_call(jit_fn, *args, **kwargs):
+    """A @jit function called from interpreted code, run by its interpreted twin.
+
+    InterpretedFunction.__call__ (triton 3.6 to 3.9) patches triton.language for the interpreter and never
+    restores it, which breaks every later compile in the process (jax-triton on a GPU, the compile check):
+    patch and restore here instead. The scopes nest, so calls inside calls restore in order.
+    """
+    from triton.runtime.interpreter import InterpreterError, _patch_lang
+
+    twin = _interpreted(jit_fn.fn)
+    scope = _patch_lang(twin.fn)
+    try:
+        return twin.rewrite()(*args, **kwargs)
+    except Exception as err:
+        raise InterpreterError(repr(err)) from err
+    finally:
+        scope.restore()
 
 
 @functools.cache

@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import triton
 import triton.language as tl
+from kernel_cases import needs_interpreter
+
+import kernels
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("jax_triton") is None,
@@ -58,6 +61,18 @@ def test_check_flags_fp64_from_a_python_float(scale, cast, fp64):
     problems = compile_check._problems(compiled)
     assert compiled.kernel == "_scaled_sum_kernel" and ".target sm_90" in compiled.ptx
     assert any("fp64 in PTX" in p for p in problems) == fp64, problems
+
+
+def test_an_interpreted_launch_leaves_the_compiler_intact():
+    """Triton's interpreter patches triton.language for @jit helpers; the launcher must restore it."""
+    needs_interpreter()
+    from kernels import compile_check
+
+    q = jnp.ones((1, 16, 1, 16), jnp.float32)
+    assert np.all(np.isfinite(np.asarray(kernels.attention(q, q, q, backend="interpret"))))
+    with compile_check._jax_triton_on_cpu(arch := [90]):
+        (compiled,) = compile_check._compile_case(_scaled_sum_case(np.float32(0.5), True), 90, arch)
+    assert not compiled.error and ".target sm_90" in compiled.ptx
 
 
 def test_stubs_are_removed_after_the_check():
