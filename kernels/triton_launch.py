@@ -63,7 +63,7 @@ def _interpret_mode():
     os.environ["TRITON_INTERPRET"] = "1"
     if knobs is not None:
         knobs.runtime.interpret = True
-    JITFunction.__call__ = lambda self, *args, **kwargs: _interpreted(self.fn)(*args, **kwargs)
+    JITFunction.__call__ = _interpreted_device_call
     try:
         yield
     finally:
@@ -77,6 +77,25 @@ def _interpret_mode():
             os.environ.pop("TRITON_INTERPRET", None)
         else:
             os.environ["TRITON_INTERPRET"] = old_env
+
+
+def _interpreted_device_call(jit_fn, *args, **kwargs):
+    """A @jit function called from interpreted code, run by its interpreted twin.
+
+    InterpretedFunction.__call__ (triton 3.6 to 3.9) patches triton.language for the interpreter and never
+    restores it, which breaks every later compile in the process (jax-triton on a GPU, the compile check):
+    patch and restore here instead. The scopes nest, so calls inside calls restore in order.
+    """
+    from triton.runtime.interpreter import InterpreterError, _patch_lang
+
+    twin = _interpreted(jit_fn.fn)
+    scope = _patch_lang(twin.fn)
+    try:
+        return twin.rewrite()(*args, **kwargs)
+    except Exception as err:
+        raise InterpreterError(repr(err)) from err
+    finally:
+        scope.restore()
 
 
 @functools.cache
@@ -128,6 +147,8 @@ def _interpret_call(module, name, grid, scalars, out_shapes, constexprs, *arrays
     import torch
 
     kernel = _kernel(module, name, interpret=True)
+    # the interpreter turns a Python float into fp32 (tl.cast in the kernels), but not an np.float32
+    scalars = tuple(float(x) if isinstance(x, np.floating) else x for x in scalars)
     inputs = [_to_torch(np.asarray(a)) for a in arrays]
     # outputs start as NaN so an element the kernel forgets to write fails every test
     outputs = [torch.full(s.shape, float("nan"), dtype=_torch_dtype(s.dtype)) for s in out_shapes]
@@ -142,7 +163,7 @@ def launch(
     *,
     grid: tuple[int, ...],
     arrays: Sequence[jax.Array],
-    scalars: Sequence[int | float],
+    scalars: Sequence[int | float | np.float32],
     out_shapes: Sequence[jax.ShapeDtypeStruct],
     constexprs: dict[str, Any],
     interpret: bool,

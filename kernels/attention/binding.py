@@ -1,10 +1,11 @@
 """JAX binding of the Triton attention kernels: a custom_vjp over the fused forward and backward.
 
-Axis legend: B batch, T query length, S key length, N heads, H head dim, HP = H padded to a power of 2.
+Axis legend: B batch, T query length, S key length, N heads, H head dim, HEAD = H rounded up to a
+power of 2 >= 16 (tl.dot's minimum), the kernels' tile width: they mask columns H..HEAD-1, so H = 50
+runs on the unpadded [.., 50] arrays with no pad or slice pass.
 Residuals are (q, k, v, kv_start, kv_end, o, lse); the backward recomputes the probabilities from lse.
-The head dim is zero-padded to a power of two (>= 16, tl.dot's minimum) inside this file: padded
-q/k columns add 0 to every score and padded v columns produce output columns that are sliced off.
 Attention-probability dropout is not supported by the kernels (the API has no dropout argument).
+Grids put B*N on axis 0: CUDA caps grid axes 1 and 2 at 65,535, and B*N grows with the batch.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
+from kernels.attention.block_configs import backward_config, forward_config
 from kernels.batching import fold_vmap_into_batch
 from kernels.triton_launch import cdiv, launch, next_power_of_2
 
@@ -26,97 +29,72 @@ def padded_head_dim(h: int) -> int:
     return max(16, next_power_of_2(h))
 
 
-def _block_m(t: int, cap: int) -> int:
-    return min(cap, max(16, next_power_of_2(t)))
-
-
-def _fwd_config(t: int, s: int, hp: int, dtype) -> dict:
-    # fp32 tiles take twice the registers/shared memory of bf16 ones, so they stay smaller
-    wide = jnp.dtype(dtype).itemsize == 2
-    cap_m = 128 if wide and hp <= 64 else 64
-    cap_n = 64 if hp <= 64 or wide else 32
+def _meta(q, causal: bool, interpret: bool, block_m: int, block_n: int) -> dict:
+    """Constexprs shared by the forward, dK/dV and dQ kernels."""
     return {
-        "BLOCK_M": _block_m(t, cap_m),
-        "BLOCK_N": _block_m(s, cap_n),
-        "num_warps": 8 if _block_m(t, cap_m) * hp >= 128 * 64 else 4,
-        "num_stages": 2,
+        "CAUSAL": causal,
+        "IEEE": q.dtype == jnp.float32,
+        "UPCAST": interpret and q.dtype != jnp.float32,
+        "BLOCK_M": block_m,
+        "BLOCK_N": block_n,
+        "H": q.shape[-1],
+        "HEAD": padded_head_dim(q.shape[-1]),
     }
 
 
-def _bwd_config(t: int, s: int, hp: int, dtype) -> dict:
-    cap = 64 if hp <= 64 and jnp.dtype(dtype).itemsize == 2 else 32
-    return {"BLOCK_M": _block_m(t, cap), "BLOCK_N": _block_m(s, cap), "num_warps": 4, "num_stages": 1}
-
-
-def _pad_head(x: Array, hp: int) -> Array:
-    return x if x.shape[-1] == hp else jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, hp - x.shape[-1])])
-
-
-def _forward_padded(q, k, v, kv_start, kv_end, *, causal: bool, scale: float, interpret: bool):
-    """o [B,T,N,HP] and lse [B,N,T] from head-padded inputs."""
+def _forward(q, k, v, kv_start, kv_end, causal: bool, scale: float, interpret: bool):
+    """o [B,T,N,H] and lse [B,N,T] (fp32)."""
 
     def call(q, k, v, kv_start, kv_end):
-        b, t, n, hp = q.shape
+        b, t, n, h = q.shape
         s = k.shape[1]
-        cfg = _fwd_config(t, s, hp, q.dtype)
+        cfg = forward_config(q.dtype, padded_head_dim(h), t, s)
         return launch(
             _KERNELS,
             "attention_fwd_kernel",
-            grid=(cdiv(t, cfg["BLOCK_M"]), b * n),
+            grid=(b * n, cdiv(t, cfg.block_m)),
             arrays=(q, k, v, kv_start, kv_end),
-            scalars=(t, s, n, scale),
+            # jax-triton types a Python float as fp64: scale goes in as fp32
+            scalars=(t, s, n, np.float32(scale)),
             out_shapes=(
                 jax.ShapeDtypeStruct(q.shape, q.dtype),
                 jax.ShapeDtypeStruct((b, n, t), jnp.float32),
             ),
-            constexprs={
-                "CAUSAL": causal,
-                "IEEE": q.dtype == jnp.float32,
-                "UPCAST": interpret and q.dtype != jnp.float32,
-                "BLOCK_M": cfg["BLOCK_M"],
-                "BLOCK_N": cfg["BLOCK_N"],
-                "HEAD": hp,
-            },
+            constexprs=_meta(q, causal, interpret, cfg.block_m, cfg.block_n),
             interpret=interpret,
-            num_warps=cfg["num_warps"],
-            num_stages=cfg["num_stages"],
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
         )
 
     return fold_vmap_into_batch(call)(q, k, v, kv_start, kv_end)
 
 
-def _backward_padded(q, k, v, o, do, lse, kv_start, kv_end, *, causal: bool, scale: float, interpret: bool):
-    """dq, dk, dv (head-padded) via three kernels: delta, dK/dV over query blocks, dQ over key blocks."""
+def _backward(q, k, v, o, do, lse, kv_start, kv_end, causal: bool, scale: float, interpret: bool):
+    """dq, dk, dv via three kernels: delta, dK/dV over query blocks, dQ over key blocks."""
 
     def call(q, k, v, o, do, lse, kv_start, kv_end):
-        b, t, n, hp = q.shape
+        b, t, n, h = q.shape
         s = k.shape[1]
-        cfg = _bwd_config(t, s, hp, q.dtype)
-        common = {"interpret": interpret, "num_warps": cfg["num_warps"], "num_stages": cfg["num_stages"]}
+        cfg = backward_config(q.dtype, padded_head_dim(h), t, s)
+        common = {"interpret": interpret, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
         (delta,) = launch(
             _KERNELS,
             "attention_bwd_preprocess_kernel",
-            grid=(cdiv(t, cfg["BLOCK_M"]), b * n),
+            grid=(b * n, cdiv(t, cfg.block_m)),
             arrays=(o, do),
             scalars=(t, n),
             out_shapes=(jax.ShapeDtypeStruct((b, n, t), jnp.float32),),
-            constexprs={"BLOCK_M": cfg["BLOCK_M"], "HEAD": hp},
+            constexprs={"BLOCK_M": cfg.block_m, "H": h, "HEAD": padded_head_dim(h)},
             **common,
         )
-        meta = {
-            "CAUSAL": causal,
-            "IEEE": q.dtype == jnp.float32,
-            "UPCAST": interpret and q.dtype != jnp.float32,
-            "BLOCK_M": cfg["BLOCK_M"],
-            "BLOCK_N": cfg["BLOCK_N"],
-            "HEAD": hp,
-        }
+        meta = _meta(q, causal, interpret, cfg.block_m, cfg.block_n)
+        scalars = (t, s, n, np.float32(scale))
         dk, dv = launch(
             _KERNELS,
             "attention_bwd_dkdv_kernel",
-            grid=(cdiv(s, cfg["BLOCK_N"]), b * n),
+            grid=(b * n, cdiv(s, cfg.block_n)),
             arrays=(q, k, v, do, lse, delta, kv_start, kv_end),
-            scalars=(t, s, n, scale),
+            scalars=scalars,
             out_shapes=(jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)),
             constexprs=meta,
             **common,
@@ -124,9 +102,9 @@ def _backward_padded(q, k, v, o, do, lse, kv_start, kv_end, *, causal: bool, sca
         (dq,) = launch(
             _KERNELS,
             "attention_bwd_dq_kernel",
-            grid=(cdiv(t, cfg["BLOCK_M"]), b * n),
+            grid=(b * n, cdiv(t, cfg.block_m)),
             arrays=(q, k, v, do, lse, delta, kv_start, kv_end),
-            scalars=(t, s, n, scale),
+            scalars=scalars,
             out_shapes=(jax.ShapeDtypeStruct(q.shape, q.dtype),),
             constexprs=meta,
             **common,
@@ -134,15 +112,6 @@ def _backward_padded(q, k, v, o, do, lse, kv_start, kv_end, *, causal: bool, sca
         return dq, dk, dv
 
     return fold_vmap_into_batch(call)(q, k, v, o, do, lse, kv_start, kv_end)
-
-
-def _forward(q, k, v, kv_start, kv_end, causal, scale, interpret):
-    hp = padded_head_dim(q.shape[-1])
-    o, lse = _forward_padded(
-        _pad_head(q, hp), _pad_head(k, hp), _pad_head(v, hp), kv_start, kv_end,
-        causal=causal, scale=scale, interpret=interpret,
-    )  # fmt: skip
-    return o[..., : q.shape[-1]], lse
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
@@ -157,14 +126,8 @@ def _attention_fwd(q, k, v, kv_start, kv_end, causal, scale, interpret):
 
 def _attention_bwd(causal, scale, interpret, residuals, do):
     q, k, v, kv_start, kv_end, o, lse = residuals
-    h = q.shape[-1]
-    hp = padded_head_dim(h)
-    dq, dk, dv = _backward_padded(
-        *(_pad_head(x, hp) for x in (q, k, v, o, do.astype(q.dtype))), lse, kv_start, kv_end,
-        causal=causal, scale=scale, interpret=interpret,
-    )  # fmt: skip
-    # integer bounds have no cotangent
-    return dq[..., :h], dk[..., :h], dv[..., :h], None, None
+    dq, dk, dv = _backward(q, k, v, o, do.astype(q.dtype), lse, kv_start, kv_end, causal, scale, interpret)
+    return dq, dk, dv, None, None  # integer bounds have no cotangent
 
 
 _attention.defvjp(_attention_fwd, _attention_bwd)

@@ -1,13 +1,17 @@
 """Flash-style Triton kernels for multi-head attention with per-row key bounds (forward + backward).
 
-Axis legend: B batch, T query length, S key length, N heads, H head dim (HEAD = H padded to a power of 2).
-Layouts (all contiguous): q/o/dq [B,T,N,HEAD], k/v/dk/dv [B,S,N,HEAD], lse/delta [B,N,T] fp32.
+Axis legend: B batch, T query length, S key length, N heads, H head dim (HEAD = H rounded up to a
+power of 2 >= 16, the tile width: columns H..HEAD-1 are masked, load 0 and are never stored).
+Layouts (all contiguous): q/o/dq [B,T,N,H], k/v/dk/dv [B,S,N,H], lse/delta [B,N,T] fp32.
+Grid: axis 0 = B*N (CUDA caps axes 1 and 2 at 65,535), axis 1 = query or key blocks.
 Key j of row b is visible to query i iff lo <= j < hi with lo = clip(kv_start[b], 0, S),
 hi = clip(kv_end[b], lo, S), and, when CAUSAL, j <= i. Rows with no visible key get o = 0, lse = -inf.
 
 Argument order is (inputs, runtime scalars, outputs, constexprs) because jax_triton appends the
 output pointers after the positional arguments. T, S, N and the bounds are runtime values, so a new
-kv length never recompiles a kernel; only the block sizes, HEAD, CAUSAL and the dtype do.
+kv length never recompiles a kernel; only the block sizes, H, CAUSAL and the dtype do. `scale` arrives
+as fp32 from the bindings, and each kernel casts it to fp32 again: jax-triton types a Python float as
+fp64, which would silently turn the softmax math into fp64 (or fail to compile a loop).
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ def attention_fwd_kernel(
     T, S, N, scale,
     OUT, LSE,
     CAUSAL: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, H: tl.constexpr, HEAD: tl.constexpr,
 ):  # fmt: skip
-    pid_m = tl.program_id(0)
-    pid_bn = tl.program_id(1)
+    pid_bn = tl.program_id(0)
+    pid_m = tl.program_id(1)
     b = pid_bn // N
     n = pid_bn % N
     lo = tl.minimum(tl.maximum(tl.load(KV_START + b), 0), S)
@@ -46,16 +50,19 @@ def attention_fwd_kernel(
     if CAUSAL:
         # keys above the last query of this block are never visible: stop the loop there
         hi = tl.maximum(tl.minimum(hi, (pid_m + 1) * BLOCK_M), lo)
+    scale = tl.cast(scale, tl.float32)  # an fp64 scale would make the whole softmax fp64
     qk_scale = scale * 1.4426950408889634  # exp2 domain: exp(x) = exp2(x * log2(e))
 
-    row = N * HEAD  # stride between consecutive positions of one head
+    row = N * H  # stride between consecutive positions of one head
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_h = tl.arange(0, HEAD)
-    q_base = Q + b.to(tl.int64) * T * row + n * HEAD
-    k_base = K + b.to(tl.int64) * S * row + n * HEAD
-    v_base = V + b.to(tl.int64) * S * row + n * HEAD
+    h_ok = offs_h < H  # the tile is HEAD wide; masked columns add 0 to every dot product
+    q_base = Q + b.to(tl.int64) * T * row + n * H
+    k_base = K + b.to(tl.int64) * S * row + n * H
+    v_base = V + b.to(tl.int64) * S * row + n * H
     q_ok = offs_m < T
-    q = tl.load(q_base + offs_m[:, None] * row + offs_h[None, :], mask=q_ok[:, None], other=0.0)
+    q_mask = q_ok[:, None] & h_ok[None, :]
+    q = tl.load(q_base + offs_m[:, None] * row + offs_h[None, :], mask=q_mask, other=0.0)
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -64,8 +71,9 @@ def attention_fwd_kernel(
     for start_n in range(lo // BLOCK_N * BLOCK_N, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k_ok = (offs_n >= lo) & (offs_n < hi)
-        k = tl.load(k_base + offs_n[:, None] * row + offs_h[None, :], mask=k_ok[:, None], other=0.0)
-        v = tl.load(v_base + offs_n[:, None] * row + offs_h[None, :], mask=k_ok[:, None], other=0.0)
+        kv_mask = k_ok[:, None] & h_ok[None, :]
+        k = tl.load(k_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
+        v = tl.load(v_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
         qk = _mm(q, tl.trans(k), IEEE, UPCAST)
         visible = k_ok[None, :]
         if CAUSAL:
@@ -85,9 +93,9 @@ def attention_fwd_kernel(
     l_safe = tl.where(has_key, l_i, 1.0)
     out = acc / l_safe[:, None]
     lse = tl.where(has_key, (m_i + tl.log2(l_safe)) * 0.6931471805599453, float("-inf"))
-    o_base = OUT + b.to(tl.int64) * T * row + n * HEAD
+    o_base = OUT + b.to(tl.int64) * T * row + n * H
     o_ptrs = o_base + offs_m[:, None] * row + offs_h[None, :]
-    tl.store(o_ptrs, out.to(OUT.dtype.element_ty), mask=q_ok[:, None])
+    tl.store(o_ptrs, out.to(OUT.dtype.element_ty), mask=q_mask)
     tl.store(LSE + pid_bn.to(tl.int64) * T + offs_m, lse, mask=q_ok)
 
 
@@ -96,20 +104,22 @@ def attention_bwd_preprocess_kernel(
     OUT, DO,
     T, N,
     DELTA,
-    BLOCK_M: tl.constexpr, HEAD: tl.constexpr,
+    BLOCK_M: tl.constexpr, H: tl.constexpr, HEAD: tl.constexpr,
 ):  # fmt: skip
     # delta_i = rowsum(o_i * do_i): the softmax-Jacobian term shared by the dK/dV and dQ kernels
-    pid_m = tl.program_id(0)
-    pid_bn = tl.program_id(1)
+    pid_bn = tl.program_id(0)
+    pid_m = tl.program_id(1)
     b = pid_bn // N
     n = pid_bn % N
-    row = N * HEAD
+    row = N * H
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_h = tl.arange(0, HEAD)
+    h_ok = offs_h < H  # the tile is HEAD wide; masked columns add 0 to every dot product
     q_ok = offs_m < T
-    base = b.to(tl.int64) * T * row + n * HEAD + offs_m[:, None] * row + offs_h[None, :]
-    o = tl.load(OUT + base, mask=q_ok[:, None], other=0.0).to(tl.float32)
-    do = tl.load(DO + base, mask=q_ok[:, None], other=0.0).to(tl.float32)
+    base = b.to(tl.int64) * T * row + n * H + offs_m[:, None] * row + offs_h[None, :]
+    q_mask = q_ok[:, None] & h_ok[None, :]
+    o = tl.load(OUT + base, mask=q_mask, other=0.0).to(tl.float32)
+    do = tl.load(DO + base, mask=q_mask, other=0.0).to(tl.float32)
     tl.store(DELTA + pid_bn.to(tl.int64) * T + offs_m, tl.sum(o * do, 1), mask=q_ok)
 
 
@@ -119,27 +129,30 @@ def attention_bwd_dkdv_kernel(
     T, S, N, scale,
     DK, DV,
     CAUSAL: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, H: tl.constexpr, HEAD: tl.constexpr,
 ):  # fmt: skip
     # one program owns one key block and loops over query blocks: each dK/dV element has one writer
-    pid_n = tl.program_id(0)
-    pid_bn = tl.program_id(1)
+    pid_bn = tl.program_id(0)
+    pid_n = tl.program_id(1)
     b = pid_bn // N
     n = pid_bn % N
     lo = tl.minimum(tl.maximum(tl.load(KV_START + b), 0), S)
     hi = tl.maximum(tl.minimum(tl.load(KV_END + b), S), lo)
+    scale = tl.cast(scale, tl.float32)  # an fp64 scale would make the whole softmax fp64
     qk_scale = scale * 1.4426950408889634
 
-    row = N * HEAD
+    row = N * H
     start_n = pid_n * BLOCK_N
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_h = tl.arange(0, HEAD)
-    q_base = Q + b.to(tl.int64) * T * row + n * HEAD
-    do_base = DO + b.to(tl.int64) * T * row + n * HEAD
-    kv_off = b.to(tl.int64) * S * row + n * HEAD + offs_n[:, None] * row + offs_h[None, :]
+    h_ok = offs_h < H  # the tile is HEAD wide; masked columns add 0 to every dot product
+    q_base = Q + b.to(tl.int64) * T * row + n * H
+    do_base = DO + b.to(tl.int64) * T * row + n * H
+    kv_off = b.to(tl.int64) * S * row + n * H + offs_n[:, None] * row + offs_h[None, :]
     k_ok = (offs_n >= lo) & (offs_n < hi)
-    k = tl.load(K + kv_off, mask=k_ok[:, None], other=0.0)
-    v = tl.load(V + kv_off, mask=k_ok[:, None], other=0.0)
+    kv_mask = k_ok[:, None] & h_ok[None, :]
+    k = tl.load(K + kv_off, mask=kv_mask, other=0.0)
+    v = tl.load(V + kv_off, mask=kv_mask, other=0.0)
 
     dk = tl.zeros([BLOCK_N, HEAD], tl.float32)
     dv = tl.zeros([BLOCK_N, HEAD], tl.float32)
@@ -152,8 +165,9 @@ def attention_bwd_dkdv_kernel(
     for start_m in range(m_lo, m_hi, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
         q_ok = offs_m < T
-        q = tl.load(q_base + offs_m[:, None] * row + offs_h[None, :], mask=q_ok[:, None], other=0.0)
-        do = tl.load(do_base + offs_m[:, None] * row + offs_h[None, :], mask=q_ok[:, None], other=0.0)
+        q_mask = q_ok[:, None] & h_ok[None, :]
+        q = tl.load(q_base + offs_m[:, None] * row + offs_h[None, :], mask=q_mask, other=0.0)
+        do = tl.load(do_base + offs_m[:, None] * row + offs_h[None, :], mask=q_mask, other=0.0)
         lse = tl.load(LSE + pid_bn.to(tl.int64) * T + offs_m, mask=q_ok, other=0.0)
         delta = tl.load(DELTA + pid_bn.to(tl.int64) * T + offs_m, mask=q_ok, other=0.0)
         # empty rows (lse = -inf) get exp2(x - inf) = 0 instead of an overflow
@@ -168,9 +182,9 @@ def attention_bwd_dkdv_kernel(
         ds_t = p_t * (dp_t - delta[None, :])
         dk += _mm(ds_t.to(q.dtype), q, IEEE, UPCAST)
 
-    s_ok = offs_n < S
-    tl.store(DK + kv_off, (dk * scale).to(DK.dtype.element_ty), mask=s_ok[:, None])
-    tl.store(DV + kv_off, dv.to(DV.dtype.element_ty), mask=s_ok[:, None])
+    s_mask = (offs_n < S)[:, None] & h_ok[None, :]
+    tl.store(DK + kv_off, (dk * scale).to(DK.dtype.element_ty), mask=s_mask)
+    tl.store(DV + kv_off, dv.to(DV.dtype.element_ty), mask=s_mask)
 
 
 @triton.jit
@@ -179,28 +193,31 @@ def attention_bwd_dq_kernel(
     T, S, N, scale,
     DQ,
     CAUSAL: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, H: tl.constexpr, HEAD: tl.constexpr,
 ):  # fmt: skip
     # one program owns one query block and loops over key blocks: dQ needs no atomics
-    pid_m = tl.program_id(0)
-    pid_bn = tl.program_id(1)
+    pid_bn = tl.program_id(0)
+    pid_m = tl.program_id(1)
     b = pid_bn // N
     n = pid_bn % N
     lo = tl.minimum(tl.maximum(tl.load(KV_START + b), 0), S)
     hi = tl.maximum(tl.minimum(tl.load(KV_END + b), S), lo)
     if CAUSAL:
         hi = tl.maximum(tl.minimum(hi, (pid_m + 1) * BLOCK_M), lo)
+    scale = tl.cast(scale, tl.float32)  # an fp64 scale would make the whole softmax fp64
     qk_scale = scale * 1.4426950408889634
 
-    row = N * HEAD
+    row = N * H
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_h = tl.arange(0, HEAD)
+    h_ok = offs_h < H  # the tile is HEAD wide; masked columns add 0 to every dot product
     q_ok = offs_m < T
-    q_off = b.to(tl.int64) * T * row + n * HEAD + offs_m[:, None] * row + offs_h[None, :]
-    k_base = K + b.to(tl.int64) * S * row + n * HEAD
-    v_base = V + b.to(tl.int64) * S * row + n * HEAD
-    q = tl.load(Q + q_off, mask=q_ok[:, None], other=0.0)
-    do = tl.load(DO + q_off, mask=q_ok[:, None], other=0.0)
+    q_off = b.to(tl.int64) * T * row + n * H + offs_m[:, None] * row + offs_h[None, :]
+    k_base = K + b.to(tl.int64) * S * row + n * H
+    v_base = V + b.to(tl.int64) * S * row + n * H
+    q_mask = q_ok[:, None] & h_ok[None, :]
+    q = tl.load(Q + q_off, mask=q_mask, other=0.0)
+    do = tl.load(DO + q_off, mask=q_mask, other=0.0)
     lse = tl.load(LSE + pid_bn.to(tl.int64) * T + offs_m, mask=q_ok, other=0.0)
     delta = tl.load(DELTA + pid_bn.to(tl.int64) * T + offs_m, mask=q_ok, other=0.0)
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
@@ -209,8 +226,9 @@ def attention_bwd_dq_kernel(
     for start_n in range(lo // BLOCK_N * BLOCK_N, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k_ok = (offs_n >= lo) & (offs_n < hi)
-        k = tl.load(k_base + offs_n[:, None] * row + offs_h[None, :], mask=k_ok[:, None], other=0.0)
-        v = tl.load(v_base + offs_n[:, None] * row + offs_h[None, :], mask=k_ok[:, None], other=0.0)
+        kv_mask = k_ok[:, None] & h_ok[None, :]
+        k = tl.load(k_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
+        v = tl.load(v_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
         qk = _mm(q, tl.trans(k), IEEE, UPCAST)
         dp = _mm(do, tl.trans(v), IEEE, UPCAST)
         visible = k_ok[None, :] & q_ok[:, None]
@@ -220,4 +238,4 @@ def attention_bwd_dq_kernel(
         ds = p * (dp - delta[:, None])
         dq += _mm(ds.to(k.dtype), k, IEEE, UPCAST)
 
-    tl.store(DQ + q_off, (dq * scale).to(DQ.dtype.element_ty), mask=q_ok[:, None])
+    tl.store(DQ + q_off, (dq * scale).to(DQ.dtype.element_ty), mask=q_mask)

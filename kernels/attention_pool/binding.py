@@ -1,7 +1,7 @@
 """JAX binding of the Triton attention-pool kernels: a custom_vjp with residuals (q, k, v, bounds, o, lse).
 
-Axis legend: B batch, S key length, N heads, H head dim, HP = H padded to a power of 2 (zero padding
-is exact: padded q/k columns add 0 to every score, padded v columns are sliced off).
+Axis legend: B batch, S key length, N heads, H head dim, HEAD = H rounded up to a power of 2, the
+kernels' tile width (they mask columns H..HEAD-1: no pad or slice pass for H = 50).
 Attention-probability dropout is not supported by the kernels (the API has no dropout argument).
 """
 
@@ -11,6 +11,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
 from kernels.attention.binding import SUPPORTED_DTYPES, padded_head_dim
@@ -20,62 +21,54 @@ from kernels.triton_launch import launch, next_power_of_2
 _KERNELS = "kernels.attention_pool.triton_kernels"
 
 
-def _pad_head(x: Array, hp: int) -> Array:
-    return x if x.shape[-1] == hp else jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, hp - x.shape[-1])])
+def _block_n(s: int, head: int) -> int:
+    # a [BLOCK_N, HEAD] fp32 tile of k and one of v per step: keep them at 4K elements
+    return max(16, min(next_power_of_2(s), 4096 // head))
 
 
-def _block_n(s: int, hp: int) -> int:
-    # a [BLOCK_N, HP] fp32 tile of k and one of v per step: keep them at 4K elements
-    return max(16, min(next_power_of_2(s), 4096 // hp))
+def _constexprs(s: int, h: int) -> dict:
+    head = padded_head_dim(h)
+    return {"BLOCK_N": _block_n(s, head), "H": h, "HEAD": head}
 
 
 def _forward(q, k, v, kv_start, kv_end, scale, interpret):
-    h = q.shape[-1]
-    hp = padded_head_dim(h)
-
     def call(q, k, v, kv_start, kv_end):
-        b, n, _ = q.shape
+        b, n, h = q.shape
         s = k.shape[1]
         return launch(
             _KERNELS,
             "attention_pool_fwd_kernel",
             grid=(b * n,),
             arrays=(q, k, v, kv_start, kv_end),
-            scalars=(s, n, scale),
+            scalars=(s, n, np.float32(scale)),  # jax-triton types a Python float as fp64
             out_shapes=(jax.ShapeDtypeStruct(q.shape, q.dtype), jax.ShapeDtypeStruct((b, n), jnp.float32)),
-            constexprs={"BLOCK_N": _block_n(s, hp), "HEAD": hp},
+            constexprs=_constexprs(s, h),
             interpret=interpret,
             num_warps=4,
             num_stages=2,
         )
 
-    o, lse = fold_vmap_into_batch(call)(_pad_head(q, hp), _pad_head(k, hp), _pad_head(v, hp), kv_start, kv_end)
-    return o[..., :h], lse
+    return fold_vmap_into_batch(call)(q, k, v, kv_start, kv_end)
 
 
 def _backward(q, k, v, o, do, lse, kv_start, kv_end, scale, interpret):
-    h = q.shape[-1]
-    hp = padded_head_dim(h)
-
     def call(q, k, v, o, do, lse, kv_start, kv_end):
-        b, n, _ = q.shape
+        b, n, h = q.shape
         s = k.shape[1]
         return launch(
             _KERNELS,
             "attention_pool_bwd_kernel",
             grid=(b * n,),
             arrays=(q, k, v, o, do, lse, kv_start, kv_end),
-            scalars=(s, n, scale),
+            scalars=(s, n, np.float32(scale)),
             out_shapes=tuple(jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (q, k, v)),
-            constexprs={"BLOCK_N": _block_n(s, hp), "HEAD": hp},
+            constexprs=_constexprs(s, h),
             interpret=interpret,
             num_warps=4,
-            num_stages=1,
+            num_stages=2,
         )
 
-    padded = (_pad_head(x, hp) for x in (q, k, v, o, do))
-    dq, dk, dv = fold_vmap_into_batch(call)(*padded, lse, kv_start, kv_end)
-    return dq[..., :h], dk[..., :h], dv[..., :h]
+    return fold_vmap_into_batch(call)(q, k, v, o, do, lse, kv_start, kv_end)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))

@@ -27,3 +27,32 @@ def test_help_works():
 def test_check_only_with_interpret():
     needs_interpreter()
     assert _load().main(["--backend", "interpret", "--quick", "--check-only"]) == 0
+
+
+def test_gpu_check_dry_run_skips_gpu_steps_cleanly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import jax
+
+    if jax.default_backend() == "gpu":
+        pytest.skip("a GPU is present: the dry run is for CPU machines")
+    script = SCRIPT.parent / "gpu_check.sh"
+    env = {**os.environ, "PYTHON": sys.executable}
+    out = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "skipping the GPU tests and benchmarks: " in out.stdout
+    assert "jax backend: cpu" in (tmp_path / "out" / "env.txt").read_text()
+    assert "GPU steps skipped" in (tmp_path / "out" / "results.md").read_text()
+    assert not list((tmp_path / "out").glob("*.csv"))
+
+
+def test_markdown_table_moves_constant_columns_above(tmp_path):
+    from benchmarks.markdown_table import markdown
+
+    csv_path = tmp_path / "bench_x.csv"
+    csv_path.write_text("gpu,impl,us\nH200,triton,10.5\nH200,xla_dpa,20.0\n")
+    text = markdown([csv_path])
+    assert "- gpu: H200" in text
+    assert "| impl | us |" in text and "| triton | 10.5 |" in text and "| xla_dpa | 20.0 |" in text
