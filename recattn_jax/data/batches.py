@@ -120,6 +120,19 @@ def next_item_arrays(
     return NextItemArrays(inputs, targets, users, events, target_events)
 
 
+def target_positions(targets: np.ndarray, quantum: int) -> np.ndarray:
+    """[P] int32 flat indices of the positions of `targets` [B, L] that have a target (not 0), padded with
+    the index of a padding position up to a multiple of `quantum` (at most B * L), so that a jitted step
+    sees a few lengths P, not one per batch."""
+    flat = targets.reshape(-1)
+    valid = np.flatnonzero(flat)
+    size = min(flat.size, max(quantum, -(-len(valid) // quantum) * quantum))
+    if size == len(valid):
+        return valid.astype(np.int32)
+    pad = np.flatnonzero(flat == 0)[0]  # exists: fewer valid positions than size <= B * L
+    return np.concatenate([valid, np.full(size - len(valid), pad)]).astype(np.int32)
+
+
 def epoch_batches(num_rows: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Shuffled row indices in batches of exactly `batch_size`; the last is padded with -1."""
     order = rng.permutation(num_rows)

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from recattn_jax.config import Config, TrainConfig, to_dict
-from recattn_jax.data.batches import next_item_arrays, sequence_rows
+from recattn_jax.data.batches import next_item_arrays, sequence_rows, target_positions
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
@@ -26,11 +26,11 @@ from recattn_jax.models import build_model
 from recattn_jax.models.scoring import event_kwargs
 from recattn_jax.parallel.distributed import initialize as initialize_distributed
 from recattn_jax.parallel.distributed import is_primary
-from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
+from recattn_jax.parallel.mesh import ParallelLayout, batch_placement, make_mesh
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
 from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
-from recattn_jax.train.losses import next_item_loss
+from recattn_jax.train.losses import PACKED_LOSSES, next_item_loss
 from recattn_jax.train.run_state import RunPosition, RunStopped, check_resumable
 
 SELECTION_METRIC = "NDCG@10"
@@ -61,7 +61,8 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
                 return model.train_loss(batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
             events = event_kwargs(batch.get("events"))  # present only when the data has an event column
             hidden = model.encode(batch["inputs"], **events, rngs=nnx.Rngs(dropout=dropout_rng))
-            return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng)
+            packed = {"positions": batch["positions"]} if "positions" in batch else {}  # see run_epoch
+            return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng, **packed)
 
         def weighted_loss(model):
             loss = loss_of(model)
@@ -124,6 +125,8 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     own_rows, place = batch_placement(config)
     rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
     batches = training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing)
+    # one device, a loss that is a mean over positions (the mesh's sharded CE keeps the [B, L] layout)
+    pack = config.loss.name in PACKED_LOSSES and make_mesh(config.mesh).size == 1 and jax.process_count() == 1
     if config.train.bucketing:  # positions with a target, per row (global: every process computes the same)
         lengths = arrays.lengths
         mean_positions = config.train.batch_size * float(np.mean(lengths)) if len(lengths) else 1.0
@@ -132,7 +135,10 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
             continue  # resuming mid-epoch: these batches were trained on before the interruption
         if len(losses) >= max_steps:
             break
-        batch = place(arrays.batch(own_rows(idx), length))  # reads only this process's rows (and their events)
+        batch = arrays.batch(own_rows(idx), length)  # reads only this process's rows (and their events)
+        if pack:  # score only the positions with a target; a few padded lengths, so a few compiles
+            batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 16))
+        batch = place(batch)
         weight = None
         if config.train.bucketing:
             weight = np.float32(lengths[idx[idx >= 0]].sum() / mean_positions)

@@ -16,12 +16,14 @@ from recattn_jax.errors import ConfigError
 def full_cross_entropy(
     hidden: Float[Array, "B L D"], table: Float[Array, "I D"], targets: Int[Array, "B L"], rng: Array
 ) -> Float[Array, ""]:
-    """Softmax cross-entropy over the whole catalogue."""
+    """Softmax cross-entropy over the whole catalogue (items 1..I; padding, row 0, is not an item)."""
     del rng
-    logits = jnp.einsum("bld,id->bli", hidden, table, preferred_element_type=jnp.float32)
-    logits = logits.at[..., 0].set(-jnp.inf)  # padding is not an item
-    safe = jnp.where(targets == 0, 1, targets)  # padding positions are masked out below; avoid -inf - -inf
-    target_logit = jnp.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
+    # score rows 1..I only: masking a padding column instead costs a full pass over [B, L, I] (and its
+    # transpose in the backward was the slowest op of the step on CPU)
+    logits = jnp.einsum("bld,id->bli", hidden, table[1:], preferred_element_type=jnp.float32)
+    # the target's logit from its table row: gathering it from the logits would scatter into [B, L, I]
+    # in the backward; padding positions (target 0) are masked out below
+    target_logit = jnp.einsum("bld,bld->bl", hidden, table[targets], preferred_element_type=jnp.float32)
     nll = jax.nn.logsumexp(logits, axis=-1) - target_logit
     return _masked_mean(nll, targets != 0)
 
@@ -133,24 +135,45 @@ def _masked_mean(values: Float[Array, "B L"], mask: Array) -> Float[Array, ""]:
 
 
 LOSSES = ("ce", "bce", "sampled_softmax", "gbce")
+# losses that are a mean over independent positions: computed on the batch's target positions only
+# (`positions`, data/batches.py: target_positions). BCE and gBCE draw each row's negatives outside that
+# row's items, so they keep the [B, L] layout and ignore `positions`.
+PACKED_LOSSES = ("ce", "sampled_softmax")
+
+
+def _at_positions(loss):
+    """`loss` taking `positions` [P] (flat indices into [B, L]): scores only those positions, so padding
+    positions are never scored against the catalogue."""
+
+    def packed(hidden, table, targets, rng, positions=None):
+        if positions is not None:
+            hidden = hidden.reshape(-1, hidden.shape[-1])[positions][None]  # [B, L, D] -> [1, P, D]
+            targets = targets.reshape(-1)[positions][None]  # [B, L] -> [1, P]; pad entries have target 0
+        return loss(hidden, table, targets, rng)
+
+    return packed
 
 
 def next_item_loss(name: str, num_negatives: int = 1, *, gbce_t: float = 0.75, logq_correction: bool = True):
-    """The loss function `loss.name` as f(hidden, table, targets, rng) -> scalar."""
+    """The loss function `loss.name` as f(hidden, table, targets, rng, positions=None) -> scalar."""
     if name == "ce":
-        return full_cross_entropy
+        return _at_positions(full_cross_entropy)
     if name not in LOSSES:
         raise ConfigError(f"loss.name={name!r}; choose one of {list(LOSSES)}")
     if num_negatives < 1:
         raise ConfigError(f"loss.num_negatives={num_negatives}: {name} needs at least one negative")
     if name == "bce":
-        return lambda hidden, table, targets, rng: binary_cross_entropy(hidden, table, targets, rng, num_negatives)
+        return lambda hidden, table, targets, rng, positions=None: binary_cross_entropy(
+            hidden, table, targets, rng, num_negatives
+        )
     if name == "sampled_softmax":
-        return lambda hidden, table, targets, rng: sampled_softmax(
-            hidden, table, targets, rng, num_negatives, logq_correction
+        return _at_positions(
+            lambda hidden, table, targets, rng: sampled_softmax(
+                hidden, table, targets, rng, num_negatives, logq_correction
+            )
         )
     if not 0.0 <= gbce_t <= 1.0:
         raise ConfigError(f"loss.gbce_t={gbce_t} must be in [0, 1]")
-    return lambda hidden, table, targets, rng: generalised_binary_cross_entropy(
+    return lambda hidden, table, targets, rng, positions=None: generalised_binary_cross_entropy(
         hidden, table, targets, rng, num_negatives, gbce_t
     )
