@@ -4,5 +4,13 @@
 """
 
 from kernels.dispatch import Backend, attention, attention_pool, parse_backend, resolve_backend
+from kernels.linear_cross_entropy import linear_cross_entropy
 
-__all__ = ["Backend", "attention", "attention_pool", "parse_backend", "resolve_backend"]
+__all__ = [
+    "Backend",
+    "attention",
+    "attention_pool",
+    "linear_cross_entropy",
+    "parse_backend",
+    "resolve_backend",
+]

@@ -1,0 +1,172 @@
+"""kernels.linear_cross_entropy against the plain CE on materialised logits: values and gradients.
+
+The reference (a scan over item chunks with a recomputing custom_vjp) must equal softmax CE over items
+1..I-1 with the [P, I] logits built in full; the Triton kernels (backend `interpret`) must equal the
+reference. Metric: max-abs error / max(max-abs reference, 1) (kernel_cases.rel_err).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kernel_cases import rel_err
+
+import kernels
+
+
+def plain_cross_entropy(hidden, table, targets, valid):
+    """The CE of recattn_jax.train.losses.full_cross_entropy, per position, on [P, I] logits at HIGHEST."""
+    with jax.default_matmul_precision("highest"):
+        logits = jnp.einsum("pd,id->pi", hidden.astype(jnp.float32), table.astype(jnp.float32))
+    logits = logits.at[:, 0].set(-jnp.inf)  # padding is not an item
+    mask = valid & (targets != 0)
+    safe = jnp.where(mask, targets, 1)
+    nll = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, safe[:, None], axis=-1)[:, 0]
+    return jnp.where(mask, nll, 0.0)
+
+
+def _inputs(seed, p, d, i, dtype, pad_frac=0.25):
+    rng = np.random.default_rng(seed)
+    hidden = jnp.asarray(rng.standard_normal((p, d)), dtype)
+    table = jnp.asarray(rng.standard_normal((i, d)) * 0.5, dtype)
+    targets = rng.integers(1, i, p)
+    targets[rng.random(p) < pad_frac] = 0  # padding positions
+    valid = rng.random(p) > 0.2
+    weights = jnp.asarray(rng.standard_normal(p), jnp.float32)  # a random cotangent per position
+    return hidden, table, jnp.asarray(targets, jnp.int32), jnp.asarray(valid), weights
+
+
+def _value_and_grads(fn, hidden, table, targets, valid, weights):
+    def loss(hidden, table):
+        nll = fn(hidden, table, targets, valid)
+        return jnp.sum(nll * weights), nll
+
+    (_, nll), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(hidden, table)
+    return nll, grads
+
+
+def _op(chunk, backend="reference"):
+    return lambda h, t, y, v: kernels.linear_cross_entropy(h, t, y, valid=v, chunk=chunk, backend=backend)
+
+
+def _compare(got, want, fwd_tol, grad_tol):
+    (nll, (dh, dt)), (want_nll, (want_dh, want_dt)) = got, want
+    for x in (nll, dh, dt):
+        assert np.isfinite(np.asarray(x, np.float32)).all()
+    assert nll.dtype == jnp.float32
+    assert rel_err(nll, want_nll) <= fwd_tol
+    assert rel_err(dh, want_dh) <= grad_tol, "dhidden"
+    assert rel_err(dt, want_dt) <= grad_tol, "dtable"
+
+
+@pytest.mark.parametrize(
+    ("p", "d", "i", "chunk"),
+    [
+        (37, 16, 100, 32),  # I not a multiple of chunk: 4 chunks, the last one 4/32 full
+        (64, 50, 96, 32),  # I a multiple of chunk; D = 50
+        (20, 8, 33, 32),  # a last chunk holding one item
+        (50, 16, 100, 100),  # chunk == I: the single-matmul path
+        (50, 16, 100, 4096),  # chunk > I
+        (1, 16, 2, 1),  # one position, one item besides padding, one item per chunk
+    ],
+)
+def test_reference_matches_plain_ce_fp32(p, d, i, chunk):
+    args = _inputs(p * 7 + i, p, d, i, jnp.float32)
+    got = _value_and_grads(_op(chunk), *args)
+    want = _value_and_grads(plain_cross_entropy, *args)
+    _compare(got, want, fwd_tol=1e-5, grad_tol=1e-5)
+
+
+@settings(max_examples=15)
+@given(
+    p=st.integers(1, 80),
+    d=st.sampled_from((4, 16, 50, 64)),
+    i=st.integers(2, 300),
+    chunk=st.sampled_from((1, 7, 16, 64, 128, 512)),
+    pad_frac=st.sampled_from((0.0, 0.3, 1.0)),
+    seed=st.integers(0, 2**16),
+)
+def test_reference_matches_plain_ce_random(p, d, i, chunk, pad_frac, seed):
+    args = _inputs(seed, p, d, i, jnp.float32, pad_frac)
+    got = _value_and_grads(_op(chunk), *args)
+    want = _value_and_grads(plain_cross_entropy, *args)
+    _compare(got, want, fwd_tol=1e-5, grad_tol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [64, 1024])
+def test_reference_bf16_accumulates_in_fp32(chunk):
+    hidden, table, targets, valid, w = _inputs(11, 96, 64, 300, jnp.bfloat16)
+    nll, (dh, dt) = _value_and_grads(_op(chunk), hidden, table, targets, valid, w)
+    assert dh.dtype == jnp.bfloat16 and dt.dtype == jnp.bfloat16  # gradients in the input dtypes
+    # the oracle sees the same bf16-rounded inputs, in fp32: only the outputs' rounding differs
+    want = _value_and_grads(
+        plain_cross_entropy, hidden.astype(jnp.float32), table.astype(jnp.float32), targets, valid, w
+    )
+    _compare((nll, (dh, dt)), want, fwd_tol=1e-5, grad_tol=1e-2)
+
+
+def test_masked_positions_have_zero_loss_and_gradient():
+    hidden, table, targets, _, w = _inputs(5, 40, 16, 50, jnp.float32, pad_frac=0.5)
+    valid = jnp.arange(40) % 3 != 0
+    nll, (dh, _) = _value_and_grads(_op(16), hidden, table, targets, valid, w)
+    masked = np.asarray((targets == 0) | ~valid)
+    assert masked.any() and (~masked).any()
+    assert np.all(np.asarray(nll)[masked] == 0.0)
+    assert np.all(np.asarray(dh)[masked] == 0.0)
+    assert np.all(np.asarray(nll)[~masked] > 0.0)
+
+
+def test_padding_row_gets_no_gradient_and_all_masked_gives_zeros():
+    hidden, table, targets, valid, w = _inputs(6, 30, 16, 40, jnp.float32)
+    _, (_, dt) = _value_and_grads(_op(16), hidden, table, targets, valid, w)
+    assert np.all(np.asarray(dt)[0] == 0.0)  # row 0 is never a candidate nor a target
+    nll, (dh, dt) = _value_and_grads(_op(16), hidden, table, jnp.zeros_like(targets), valid, w)
+    assert not np.any(np.asarray(nll)) and not np.any(np.asarray(dh)) and not np.any(np.asarray(dt))
+
+
+def test_valid_defaults_to_all_and_matches_full_cross_entropy_loss():
+    from recattn_jax.train.losses import full_cross_entropy
+
+    hidden, table, targets, _, _ = _inputs(7, 48, 16, 70, jnp.float32)
+    nll = kernels.linear_cross_entropy(hidden, table, targets, chunk=32)
+    mean = jnp.sum(nll) / jnp.sum(targets != 0)
+    want = full_cross_entropy(hidden.reshape(4, 12, 16), table, targets.reshape(4, 12), None)
+    assert float(jnp.abs(mean - want)) <= 1e-5 * float(jnp.abs(want))
+
+
+def test_peak_memory_is_independent_of_the_catalogue():
+    """XLA's temporary buffers for value_and_grad grow with I for the plain CE, not with chunks."""
+
+    def temp_bytes(fn, i):
+        hidden, table, targets, valid, w = _inputs(8, 512, 32, i, jnp.float32)
+
+        def loss(h, t):
+            return jnp.sum(fn(h, t, targets, valid) * w)
+
+        compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(hidden, table).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    small, large = temp_bytes(_op(128), 1024), temp_bytes(_op(128), 16384)
+    plain_large = temp_bytes(plain_cross_entropy, 16384)
+    # growth from I = 1K to 16K: the [I, D] gradient and padded table only (16K * 32 * 4 B = 2 MiB each)
+    assert large - small < 4 * 16384 * 32 * 4
+    assert plain_large > 512 * 16384 * 4  # the plain CE holds at least one [P, I] fp32 array
+    assert large < plain_large / 4
+
+
+def test_bad_arguments_raise():
+    hidden, table, targets, _, _ = _inputs(9, 8, 16, 10, jnp.float32)
+    with pytest.raises(ValueError, match="same D"):
+        kernels.linear_cross_entropy(hidden, table[:, :8], targets)
+    with pytest.raises(ValueError, match="targets"):
+        kernels.linear_cross_entropy(hidden, table, targets[:4])
+    with pytest.raises(ValueError, match="valid"):
+        kernels.linear_cross_entropy(hidden, table, targets, valid=jnp.ones(3, bool))
+    with pytest.raises(ValueError, match="chunk"):
+        kernels.linear_cross_entropy(hidden, table, targets, chunk=0)
+    with pytest.raises(ValueError, match="backend"):
+        kernels.linear_cross_entropy(hidden, table, targets, backend="cuda")
