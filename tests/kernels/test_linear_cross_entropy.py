@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_cases import rel_err
+from kernel_cases import needs_interpreter, rel_err
 
 import kernels
 
@@ -170,3 +170,97 @@ def test_bad_arguments_raise():
         kernels.linear_cross_entropy(hidden, table, targets, chunk=0)
     with pytest.raises(ValueError, match="backend"):
         kernels.linear_cross_entropy(hidden, table, targets, backend="cuda")
+
+
+# --- the Triton kernels (backend `interpret` on the CPU, `triton` on a GPU) against the reference ---
+
+
+def _compare_backends(args, backend, fwd_tol, grad_tol):
+    got = _value_and_grads(_op(4096, backend), *args)
+    want = _value_and_grads(_op(64), *args)  # the reference, chunked
+    _compare(got, want, fwd_tol, grad_tol)
+    return got
+
+
+@settings(max_examples=6)
+@given(
+    p=st.integers(1, 70),
+    d=st.sampled_from((8, 16, 50, 64)),
+    i=st.integers(2, 150),
+    pad_frac=st.sampled_from((0.0, 0.3, 1.0)),
+    seed=st.integers(0, 2**16),
+)
+def test_interpret_matches_reference_fp32(p, d, i, pad_frac, seed):
+    needs_interpreter()
+    _compare_backends(_inputs(seed, p, d, i, jnp.float32, pad_frac), "interpret", fwd_tol=1e-5, grad_tol=1e-5)
+
+
+def test_interpret_matches_reference_bf16():
+    needs_interpreter()
+    hidden, table, targets, valid, w = _inputs(12, 40, 50, 90, jnp.bfloat16)
+    # the kernels round d logits to bf16 before their dots (tensor cores); the house bf16 tolerance, 3e-2
+    _, (dh, dt) = _compare_backends((hidden, table, targets, valid, w), "interpret", fwd_tol=1e-5, grad_tol=3e-2)
+    assert dh.dtype == jnp.bfloat16 and dt.dtype == jnp.bfloat16
+
+
+def test_interpret_split_dtable_pass_and_masked_rows():
+    """P over several position blocks and SPLIT > 1 partials; masked rows and padding get zeros."""
+    needs_interpreter()
+    from kernels.linear_cross_entropy.binding import block_config
+
+    args = _inputs(13, 150, 16, 40, jnp.float32, pad_frac=0.3)
+    cfg = block_config(150, 40, 16, jnp.float32, interpret=True)
+    assert cfg["split"] > 1 and cfg["split"] * cfg["p_per_split"] >= 150
+    nll, (dh, dt) = _compare_backends(args, "interpret", fwd_tol=1e-5, grad_tol=1e-5)
+    masked = np.asarray((args[2] == 0) | ~args[3])
+    assert np.all(np.asarray(nll)[masked] == 0.0) and np.all(np.asarray(dh)[masked] == 0.0)
+    assert np.all(np.asarray(dt)[0] == 0.0)
+
+
+def test_triton_kernels_compile_for_sm90(tmp_path, monkeypatch):
+    """The interpreter is not the compiler: each kernel x {fp32, bf16} compiles for sm_90 down to PTX,
+    with the argument types the binding passes (Python int sizes are i32) and no fp64 instruction."""
+    triton = pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # a private cache: other processes compile too
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from kernels.linear_cross_entropy import triton_kernels
+    from kernels.linear_cross_entropy.binding import block_config
+
+    for dtype, name in ((jnp.float32, "fp32"), (jnp.bfloat16, "bf16")):
+        cfg = block_config(13000, 50000, 64, dtype, interpret=False)
+        meta = {k: cfg[k] for k in ("BLOCK_P", "BLOCK_I", "BLOCK_D")} | {"IEEE": dtype == jnp.float32, "UPCAST": False}
+        rows = {"HIDDEN": f"*{name}", "TABLE": f"*{name}", "TARGETS": "*i32", "LSE": "*fp32", "G": "*fp32"}
+        sizes = {"P": "i32", "N_ITEMS": "i32", "D": "i32"}
+        signatures = {
+            "linear_ce_fwd_kernel": {**rows, **sizes, "NLL": "*fp32"},
+            "linear_ce_bwd_dhidden_kernel": {**rows, **sizes, "DHIDDEN": f"*{name}"},
+            "linear_ce_bwd_dtable_kernel": {**rows, **sizes, "P_PER_SPLIT": "i32", "DTABLE": "*fp32"},
+        }
+        for kernel_name, types in signatures.items():
+            fn = getattr(triton_kernels, kernel_name)
+            signature = {arg: types.get(arg, "constexpr") for arg in fn.arg_names}
+            constexprs = {(fn.arg_names.index(k),): v for k, v in meta.items()}
+            src = ASTSource(fn, signature=signature, constexprs=constexprs)
+            try:
+                compiled = triton.compile(
+                    src, target=GPUTarget("cuda", 90, 32), options={"num_warps": cfg["num_warps"]}
+                )
+            except RuntimeError as err:  # no ptxas in this triton build: PTX is what we check
+                pytest.skip(f"triton cannot compile for sm_90 here: {err}")
+            assert ".f64" not in compiled.asm["ptx"], f"{kernel_name} {name} does fp64 math"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_triton_gpu_matches_reference(dtype):
+    if jax.default_backend() != "gpu":
+        pytest.skip("needs a CUDA GPU")
+    pytest.importorskip("jax_triton")
+    args = _inputs(14, 3000, 64, 5000, dtype)
+    with jax.default_matmul_precision("highest"):  # the oracle at full precision, not TF32
+        want = _value_and_grads(_op(1024), *args)
+    got = _value_and_grads(_op(4096, "triton"), *args)
+    tol = (1e-5, 1e-4) if dtype == jnp.float32 else (2e-2, 3e-2)
+    _compare(got, want, *tol)

@@ -1,0 +1,142 @@
+"""JAX binding of the Triton linear cross-entropy kernels: a custom_vjp with residuals (hidden, table, targets, lse).
+
+Axis legend: P positions, D model dim, I items, SPLIT position ranges of the dtable pass.
+Masked positions reach the kernels as target 0 (padding is never a candidate, so a target of 0 can only
+mean "no loss here"). The kernels take no float scalars (jax-triton types a Python float as fp64);
+sizes are Python ints (i32).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from kernels.attention.binding import SUPPORTED_DTYPES
+from kernels.triton_launch import cdiv, launch, next_power_of_2
+
+_KERNELS = "kernels.linear_cross_entropy.triton_kernels"
+# enough dtable programs to fill an H200's 132 SMs a few times over when I is small
+_TARGET_PROGRAMS = 4 * 132
+
+
+def block_config(p: int, i: int, d: int, dtype, interpret: bool) -> dict:
+    """Tile sizes: 64 x 64 logits tiles (128 items for 16-bit inputs), BLOCK_D = D padded to a power of 2.
+
+    Untuned guesses for the GPU, awaiting a measurement; the interpreter takes whatever is small.
+    """
+    wide = jnp.dtype(dtype).itemsize == 2 and not interpret
+    block_d = max(16, next_power_of_2(d))  # tl.dot needs every dimension >= 16
+    block_p = min(64, max(16, next_power_of_2(p)))
+    block_i = min(128 if wide and block_d <= 128 else 64, max(16, next_power_of_2(i)))
+    p_blocks = cdiv(p, block_p)
+    split = max(1, min(p_blocks, cdiv(_TARGET_PROGRAMS, cdiv(i, block_i))))
+    return {
+        "BLOCK_P": block_p,
+        "BLOCK_I": block_i,
+        "BLOCK_D": block_d,
+        "split": split,
+        "p_per_split": cdiv(p_blocks, split) * block_p,
+        "num_warps": 8 if block_d >= 128 else 4,
+    }
+
+
+def _meta(cfg: dict, dtype, interpret: bool) -> dict:
+    return {
+        "BLOCK_P": cfg["BLOCK_P"],
+        "BLOCK_I": cfg["BLOCK_I"],
+        "BLOCK_D": cfg["BLOCK_D"],
+        "IEEE": dtype == jnp.float32,
+        "UPCAST": interpret and dtype != jnp.float32,
+    }
+
+
+def _sizes(hidden, table) -> tuple[int, int, int]:
+    # Python ints: jax-triton types them i32 below 2**31 (np.int32 it rejects), the interpreter takes them too
+    return int(hidden.shape[0]), int(table.shape[0]), int(hidden.shape[1])
+
+
+def _forward(hidden, table, targets, interpret):
+    p, i, d = hidden.shape[0], table.shape[0], hidden.shape[1]
+    cfg = block_config(p, i, d, hidden.dtype, interpret)
+    nll, lse = launch(
+        _KERNELS,
+        "linear_ce_fwd_kernel",
+        grid=(cdiv(p, cfg["BLOCK_P"]),),
+        arrays=(hidden, table, targets),
+        scalars=_sizes(hidden, table),
+        out_shapes=(jax.ShapeDtypeStruct((p,), jnp.float32), jax.ShapeDtypeStruct((p,), jnp.float32)),
+        constexprs=_meta(cfg, hidden.dtype, interpret),
+        interpret=interpret,
+        num_warps=cfg["num_warps"],
+        num_stages=2,
+    )
+    return nll, lse
+
+
+def _backward(hidden, table, targets, lse, g, interpret):
+    p, i, d = hidden.shape[0], table.shape[0], hidden.shape[1]
+    cfg = block_config(p, i, d, hidden.dtype, interpret)
+    common = {
+        "constexprs": _meta(cfg, hidden.dtype, interpret),
+        "interpret": interpret,
+        "num_warps": cfg["num_warps"],
+        "num_stages": 2,
+    }
+    (d_hidden,) = launch(
+        _KERNELS,
+        "linear_ce_bwd_dhidden_kernel",
+        grid=(cdiv(p, cfg["BLOCK_P"]),),
+        arrays=(hidden, table, targets, lse, g),
+        scalars=_sizes(hidden, table),
+        out_shapes=(jax.ShapeDtypeStruct(hidden.shape, hidden.dtype),),
+        **common,
+    )
+    (partials,) = launch(
+        _KERNELS,
+        "linear_ce_bwd_dtable_kernel",
+        grid=(cdiv(i, cfg["BLOCK_I"]), cfg["split"]),
+        arrays=(hidden, table, targets, lse, g),
+        scalars=(*_sizes(hidden, table), int(cfg["p_per_split"])),
+        out_shapes=(jax.ShapeDtypeStruct((cfg["split"], i, d), jnp.float32),),
+        **common,
+    )
+    return d_hidden, jnp.sum(partials, axis=0).astype(table.dtype)  # fp32 partials: a deterministic sum
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _linear_cross_entropy(hidden, table, targets, interpret):
+    return _forward(hidden, table, targets, interpret)[0]
+
+
+def _fwd(hidden, table, targets, interpret):
+    nll, lse = _forward(hidden, table, targets, interpret)
+    return nll, (hidden, table, targets, lse)
+
+
+def _bwd(interpret, residuals, g):
+    hidden, table, targets, lse = residuals
+    d_hidden, d_table = _backward(hidden, table, targets, lse, g.astype(jnp.float32), interpret)
+    return d_hidden, d_table, None  # integer targets have no cotangent
+
+
+_linear_cross_entropy.defvjp(_fwd, _bwd)
+
+
+def linear_cross_entropy_triton(
+    hidden: Float[Array, "P D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, " P"],
+    valid: Bool[Array, " P"],
+    *,
+    interpret: bool,
+) -> Float[Array, " P"]:
+    """Fused linear cross-entropy (see kernels.linear_cross_entropy): Triton on the GPU or in the interpreter."""
+    if hidden.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"Triton linear_cross_entropy supports float32, bfloat16 and float16; got {hidden.dtype}")
+    # the kernels read both operands in one dtype; the cast's transpose returns dtable in table's dtype
+    table = table.astype(hidden.dtype)
+    targets = jnp.where(valid & (targets != 0), targets, 0).astype(jnp.int32)  # 0 marks a masked position
+    return _linear_cross_entropy(hidden, table, targets, interpret)
