@@ -63,7 +63,7 @@ def _interpret_mode():
     os.environ["TRITON_INTERPRET"] = "1"
     if knobs is not None:
         knobs.runtime.interpret = True
-    JITFunction.__call__ = lambda self, *args, **kwargs: _interpreted(self.fn)(*args, **kwargs)
+    JITFunction.__call__ = lambda self, *args, **kwargs: _call_interpreted(self.fn, *args, **kwargs)
     try:
         yield
     finally:
@@ -77,6 +77,26 @@ def _interpret_mode():
             os.environ.pop("TRITON_INTERPRET", None)
         else:
             os.environ["TRITON_INTERPRET"] = old_env
+
+
+def _call_interpreted(fn, *args, **kwargs):
+    """A @triton.jit helper called from interpreted code, with triton.language's patches undone after.
+
+    triton 3.9's InterpretedFunction.__call__ patches triton.language for the interpreter and never
+    restores it, so after one interpreted helper call (e.g. a tl.dot wrapper) the compiler in the same
+    process fails ('value' object has no attribute 'dtype'). Same steps, plus the restore.
+    """
+    from triton.runtime import interpreter
+
+    twin = _interpreted(fn)
+    if not hasattr(twin, "rewrite") or not hasattr(interpreter, "_patch_lang"):
+        return twin(*args, **kwargs)  # another triton: its own behaviour
+    scope = interpreter._patch_lang(fn)
+    try:
+        return twin.rewrite()(*args, **kwargs)
+    finally:
+        if hasattr(scope, "restore"):  # restores what it found: an enclosing kernel's patches stay
+            scope.restore()
 
 
 @functools.cache
