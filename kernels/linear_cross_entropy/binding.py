@@ -1,6 +1,6 @@
 """JAX binding of the Triton linear cross-entropy kernels: a custom_vjp with residuals (hidden, table, targets, lse).
 
-Axis legend: P positions, D model dim, I items, SPLIT position ranges of the dtable pass.
+Axis legend: P positions, D model dim, I items; SPLIT_I item ranges, SPLIT_P position ranges (binding's config).
 Masked positions reach the kernels as target 0 (padding is never a candidate, so a target of 0 can only
 mean "no loss here"). The kernels take no float scalars (jax-triton types a Python float as fp64);
 sizes are Python ints (i32).
@@ -18,12 +18,20 @@ from kernels.attention.binding import SUPPORTED_DTYPES
 from kernels.triton_launch import cdiv, launch, next_power_of_2
 
 _KERNELS = "kernels.linear_cross_entropy.triton_kernels"
-# enough dtable programs to fill an H200's 132 SMs a few times over when I is small
+# enough programs per kernel to fill an H200's 132 SMs a few times over (P or I may be small)
 _TARGET_PROGRAMS = 4 * 132
 
 
+def _split(blocks: int, other_programs: int) -> tuple[int, int]:
+    """(ranges, blocks per range) so that ranges x other_programs >= _TARGET_PROGRAMS, no range empty."""
+    wanted = max(1, min(blocks, cdiv(_TARGET_PROGRAMS, other_programs)))
+    per_range = cdiv(blocks, wanted)
+    return cdiv(blocks, per_range), per_range
+
+
 def block_config(p: int, i: int, d: int, dtype, interpret: bool) -> dict:
-    """Tile sizes: 64 x 64 logits tiles (128 items for 16-bit inputs), BLOCK_D = D padded to a power of 2.
+    """Tile sizes: 64 x 64 logits tiles (128 items for 16-bit inputs), BLOCK_D = D padded to a power of 2,
+    and the loop splits (SPLIT_I item ranges for the forward and dhidden, SPLIT_P position ranges for dtable).
 
     Untuned guesses for the GPU, awaiting a measurement; the interpreter takes whatever is small.
     """
@@ -31,14 +39,17 @@ def block_config(p: int, i: int, d: int, dtype, interpret: bool) -> dict:
     block_d = max(16, next_power_of_2(d))  # tl.dot needs every dimension >= 16
     block_p = min(64, max(16, next_power_of_2(p)))
     block_i = min(128 if wide and block_d <= 128 else 64, max(16, next_power_of_2(i)))
-    p_blocks = cdiv(p, block_p)
-    split = max(1, min(p_blocks, cdiv(_TARGET_PROGRAMS, cdiv(i, block_i))))
+    p_blocks, i_blocks = cdiv(p, block_p), cdiv(i, block_i)
+    split_i, i_blocks_per_split = _split(i_blocks, p_blocks)
+    split_p, p_blocks_per_split = _split(p_blocks, i_blocks)
     return {
         "BLOCK_P": block_p,
         "BLOCK_I": block_i,
         "BLOCK_D": block_d,
-        "split": split,
-        "p_per_split": cdiv(p_blocks, split) * block_p,
+        "split_i": split_i,
+        "i_per_split": i_blocks_per_split * block_i,
+        "split_p": split_p,
+        "p_per_split": p_blocks_per_split * block_p,
         "num_warps": 8 if block_d >= 128 else 4,
     }
 
@@ -59,20 +70,23 @@ def _sizes(hidden, table) -> tuple[int, int, int]:
 
 
 def _forward(hidden, table, targets, interpret):
+    """nll [P] and lse [P], fp32: the item ranges' partial log-sum-exps combined here."""
     p, i, d = hidden.shape[0], table.shape[0], hidden.shape[1]
     cfg = block_config(p, i, d, hidden.dtype, interpret)
-    nll, lse = launch(
+    lse_part, target_part = launch(
         _KERNELS,
         "linear_ce_fwd_kernel",
-        grid=(cdiv(p, cfg["BLOCK_P"]),),
+        grid=(cdiv(p, cfg["BLOCK_P"]), cfg["split_i"]),
         arrays=(hidden, table, targets),
-        scalars=_sizes(hidden, table),
-        out_shapes=(jax.ShapeDtypeStruct((p,), jnp.float32), jax.ShapeDtypeStruct((p,), jnp.float32)),
+        scalars=(*_sizes(hidden, table), int(cfg["i_per_split"])),
+        out_shapes=(jax.ShapeDtypeStruct((cfg["split_i"], p), jnp.float32),) * 2,
         constexprs=_meta(cfg, hidden.dtype, interpret),
         interpret=interpret,
         num_warps=cfg["num_warps"],
         num_stages=2,
     )
+    lse = lse_part[0] if cfg["split_i"] == 1 else jax.nn.logsumexp(lse_part, axis=0)
+    nll = jnp.where(targets != 0, lse - jnp.sum(target_part, axis=0), 0.0)  # one range holds the target
     return nll, lse
 
 
@@ -88,22 +102,23 @@ def _backward(hidden, table, targets, lse, g, interpret):
     (d_hidden,) = launch(
         _KERNELS,
         "linear_ce_bwd_dhidden_kernel",
-        grid=(cdiv(p, cfg["BLOCK_P"]),),
+        grid=(cdiv(p, cfg["BLOCK_P"]), cfg["split_i"]),
         arrays=(hidden, table, targets, lse, g),
-        scalars=_sizes(hidden, table),
-        out_shapes=(jax.ShapeDtypeStruct(hidden.shape, hidden.dtype),),
+        scalars=(*_sizes(hidden, table), int(cfg["i_per_split"])),
+        out_shapes=(jax.ShapeDtypeStruct((cfg["split_i"], p, d), jnp.float32),),
         **common,
     )
-    (partials,) = launch(
+    (d_table,) = launch(
         _KERNELS,
         "linear_ce_bwd_dtable_kernel",
-        grid=(cdiv(i, cfg["BLOCK_I"]), cfg["split"]),
+        grid=(cdiv(i, cfg["BLOCK_I"]), cfg["split_p"]),
         arrays=(hidden, table, targets, lse, g),
         scalars=(*_sizes(hidden, table), int(cfg["p_per_split"])),
-        out_shapes=(jax.ShapeDtypeStruct((cfg["split"], i, d), jnp.float32),),
+        out_shapes=(jax.ShapeDtypeStruct((cfg["split_p"], i, d), jnp.float32),),
         **common,
     )
-    return d_hidden, jnp.sum(partials, axis=0).astype(table.dtype)  # fp32 partials: a deterministic sum
+    # fp32 partials summed in a fixed order: deterministic, unlike atomics
+    return jnp.sum(d_hidden, axis=0).astype(hidden.dtype), jnp.sum(d_table, axis=0).astype(table.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))

@@ -2,13 +2,15 @@
 
 Axis legend: P positions, D model dim (BLOCK_D = D padded to a power of 2, masked in the loads),
 I items (argument N_ITEMS: ruff rejects a variable named I; id 0 = padding, never a candidate).
-Layouts (contiguous): hidden/dhidden [P, D], table [I, D], dtable partials [SPLIT, I, D] fp32,
-targets/lse/g/nll [P] (target 0 = a masked position).
+Layouts (contiguous): hidden [P, D], table [I, D], targets/lse/g [P] (target 0 = a masked position);
+partial outputs in fp32: lse and target logit [SPLIT_I, P], dhidden [SPLIT_I, P, D], dtable [SPLIT_P, I, D].
 The idea of Liger's fused linear CE and Apple's Cut Cross-Entropy: the forward tiles over items with an
 online log-sum-exp (exp2 domain) and picks the target logit from its tile; the backward recomputes
 each [BLOCK_P, BLOCK_I] tile from (hidden, table, lse) in two deterministic passes, no atomics:
-one over item tiles per position block (dhidden), one over position tiles per item block (dtable),
-the latter split over SPLIT position ranges whose fp32 partials the binding sums.
+one over item tiles per position block (dhidden), one over position tiles per item block (dtable).
+Each pass may split its loop into ranges (SPLIT_I item ranges, SPLIT_P position ranges) run by a second
+grid axis, so few positions x many items (or the reverse) still fill the GPU; the binding combines the
+fp32 partials (a log-sum-exp or a sum), deterministically.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ def _dot(a, b, IEEE: tl.constexpr, UPCAST: tl.constexpr):
 @triton.jit
 def linear_ce_fwd_kernel(
     HIDDEN, TABLE, TARGETS,
-    P, N_ITEMS, D,
-    NLL, LSE,
+    P, N_ITEMS, D, I_PER_SPLIT,
+    LSE_PART, TARGET_PART,
     BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr,
     IEEE: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
+    """Per item range `split`: the log-sum-exp over its items and the target's logit if it holds it."""
+    split = tl.program_id(1)
+    i_lo = split * I_PER_SPLIT  # I_PER_SPLIT is a multiple of BLOCK_I
+    i_hi = tl.minimum(i_lo + I_PER_SPLIT, N_ITEMS)
     offs_p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     p_ok = offs_p < P
     offs_d = tl.arange(0, BLOCK_D)
@@ -53,9 +59,9 @@ def linear_ce_fwd_kernel(
     m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)  # running max, log2 units
     l_i = tl.zeros([BLOCK_P], tl.float32)
     target_logit = tl.zeros([BLOCK_P], tl.float32)
-    for start in range(0, N_ITEMS, BLOCK_I):
+    for start in range(i_lo, i_hi, BLOCK_I):
         offs_i = start + tl.arange(0, BLOCK_I)
-        i_ok = offs_i < N_ITEMS
+        i_ok = offs_i < i_hi
         tile = tl.load(
             TABLE + offs_i.to(tl.int64)[:, None] * D + offs_d[None, :], mask=i_ok[:, None] & d_ok[None, :], other=0.0
         )
@@ -68,19 +74,23 @@ def linear_ce_fwd_kernel(
         l_i = l_i * tl.exp2(m_i - m_safe) + tl.sum(tl.exp2(s - m_safe[:, None]), 1)
         m_i = m_new
 
-    lse = (m_i + tl.log2(l_i)) * LN2
-    tl.store(LSE + offs_p, lse, mask=p_ok)
-    tl.store(NLL + offs_p, tl.where(target != 0, lse - target_logit, 0.0), mask=p_ok)
+    # a range of padding only has l_i = 0: its partial log-sum-exp is -inf (log2(0)), as it should be
+    out = split.to(tl.int64) * P + offs_p
+    tl.store(LSE_PART + out, (m_i + tl.log2(l_i)) * LN2, mask=p_ok)
+    tl.store(TARGET_PART + out, target_logit, mask=p_ok)
 
 
 @triton.jit
 def linear_ce_bwd_dhidden_kernel(
     HIDDEN, TABLE, TARGETS, LSE, G,
-    P, N_ITEMS, D,
-    DHIDDEN,
+    P, N_ITEMS, D, I_PER_SPLIT,
+    DHIDDEN_PART,
     BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr,
     IEEE: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
+    split = tl.program_id(1)
+    i_lo = split * I_PER_SPLIT
+    i_hi = tl.minimum(i_lo + I_PER_SPLIT, N_ITEMS)
     offs_p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     p_ok = offs_p < P
     offs_d = tl.arange(0, BLOCK_D)
@@ -92,9 +102,9 @@ def linear_ce_bwd_dhidden_kernel(
     g = tl.where(target != 0, tl.load(G + offs_p, mask=p_ok, other=0.0), 0.0)  # masked rows: zero gradient
 
     acc = tl.zeros([BLOCK_P, BLOCK_D], tl.float32)
-    for start in range(0, N_ITEMS, BLOCK_I):
+    for start in range(i_lo, i_hi, BLOCK_I):
         offs_i = start + tl.arange(0, BLOCK_I)
-        i_ok = offs_i < N_ITEMS
+        i_ok = offs_i < i_hi
         tile = tl.load(
             TABLE + offs_i.to(tl.int64)[:, None] * D + offs_d[None, :], mask=i_ok[:, None] & d_ok[None, :], other=0.0
         )
@@ -103,7 +113,7 @@ def linear_ce_bwd_dhidden_kernel(
         onehot = tl.where(offs_i[None, :] == target[:, None], 1.0, 0.0)
         ds = g[:, None] * (tl.exp2(s - lse2[:, None]) - onehot)  # d nll / d logits = softmax - onehot
         acc += _dot(ds.to(tile.dtype), tile, IEEE, UPCAST)
-    tl.store(DHIDDEN + h_ptrs, acc.to(DHIDDEN.dtype.element_ty), mask=p_ok[:, None] & d_ok[None, :])
+    tl.store(DHIDDEN_PART + split.to(tl.int64) * P * D + h_ptrs, acc, mask=p_ok[:, None] & d_ok[None, :])
 
 
 @triton.jit

@@ -205,18 +205,22 @@ def test_interpret_matches_reference_bf16():
     assert dh.dtype == jnp.bfloat16 and dt.dtype == jnp.bfloat16
 
 
-def test_interpret_split_dtable_pass_and_masked_rows():
-    """P over several position blocks and SPLIT > 1 partials; masked rows and padding get zeros."""
+def test_interpret_split_loops_and_masked_rows():
+    """Several position and item blocks, both loops split into ranges whose fp32 partials the binding
+    combines (log-sum-exp, sums); masked rows and the padding row get exact zeros."""
     needs_interpreter()
     from kernels.linear_cross_entropy.binding import block_config
 
-    args = _inputs(13, 150, 16, 40, jnp.float32, pad_frac=0.3)
-    cfg = block_config(150, 40, 16, jnp.float32, interpret=True)
-    assert cfg["split"] > 1 and cfg["split"] * cfg["p_per_split"] >= 150
+    args = _inputs(13, 150, 16, 200, jnp.float32, pad_frac=0.3)
+    cfg = block_config(150, 200, 16, jnp.float32, interpret=True)
+    assert (cfg["split_i"], cfg["split_p"]) == (4, 3)
     nll, (dh, dt) = _compare_backends(args, "interpret", fwd_tol=1e-5, grad_tol=1e-5)
     masked = np.asarray((args[2] == 0) | ~args[3])
     assert np.all(np.asarray(nll)[masked] == 0.0) and np.all(np.asarray(dh)[masked] == 0.0)
     assert np.all(np.asarray(dt)[0] == 0.0)
+
+
+_KERNEL_NAMES = ("linear_ce_fwd_kernel", "linear_ce_bwd_dhidden_kernel", "linear_ce_bwd_dtable_kernel")
 
 
 def test_triton_kernels_compile_for_sm90(tmp_path, monkeypatch):
@@ -237,15 +241,13 @@ def test_triton_kernels_compile_for_sm90(tmp_path, monkeypatch):
         cfg = block_config(13000, 50000, 64, dtype, interpret=False)
         meta = {k: cfg[k] for k in ("BLOCK_P", "BLOCK_I", "BLOCK_D")} | {"IEEE": dtype == jnp.float32, "UPCAST": False}
         rows = {"HIDDEN": f"*{name}", "TABLE": f"*{name}", "TARGETS": "*i32", "LSE": "*fp32", "G": "*fp32"}
-        sizes = {"P": "i32", "N_ITEMS": "i32", "D": "i32"}
-        signatures = {
-            "linear_ce_fwd_kernel": {**rows, **sizes, "NLL": "*fp32"},
-            "linear_ce_bwd_dhidden_kernel": {**rows, **sizes, "DHIDDEN": f"*{name}"},
-            "linear_ce_bwd_dtable_kernel": {**rows, **sizes, "P_PER_SPLIT": "i32", "DTABLE": "*fp32"},
-        }
+        sizes = {"P": "i32", "N_ITEMS": "i32", "D": "i32", "I_PER_SPLIT": "i32", "P_PER_SPLIT": "i32"}
+        partials = {"LSE_PART": "*fp32", "TARGET_PART": "*fp32", "DHIDDEN_PART": "*fp32", "DTABLE": "*fp32"}
+        signatures = {name: {**rows, **sizes, **partials} for name in _KERNEL_NAMES}
         for kernel_name, types in signatures.items():
             fn = getattr(triton_kernels, kernel_name)
             signature = {arg: types.get(arg, "constexpr") for arg in fn.arg_names}
+            assert set(fn.arg_names) - set(meta) <= set(types), f"{kernel_name}: an argument without a type"
             constexprs = {(fn.arg_names.index(k),): v for k, v in meta.items()}
             src = ASTSource(fn, signature=signature, constexprs=constexprs)
             try:
