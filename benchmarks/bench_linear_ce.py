@@ -32,6 +32,8 @@ from benchmarks.env_info import environment
 CPU_SIZES = ((13000, 64, 3417),)  # ML-1M SASRec: ~13K target positions per batch, hidden 64, 3,417 rows
 # at I = 1M, P = 4096 keeps XLA's [P, I] fp32 logits and their gradient (2 x 16 GiB) on one H200
 GPU_SIZES = ((13000, 64, 3417), (13000, 64, 50000), (4096, 64, 1_000_000))
+CPU_CHUNKS = (128, 256, 1024, 4096)  # the default chunk (128) and the one-matmul path at I = 3417
+GPU_CHUNKS = (8192,)  # a GPU runs the reference as a fallback only: few, large chunks
 
 
 def parse_args(argv=None):
@@ -40,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--backend", default="triton", choices=["triton", "interpret"], help="the kernels' backend")
     p.add_argument("--check-only", action="store_true", help="run the correctness check and exit")
     p.add_argument("--sizes", nargs="*", default=None, help="P,D,I triples (default: CPU or GPU grid)")
-    p.add_argument("--chunks", type=int, nargs="*", default=[128, 256, 512, 1024, 4096], help="reference chunks")
+    p.add_argument("--chunks", type=int, nargs="*", default=None, help="reference chunks (default: CPU or GPU list)")
     p.add_argument("--dtypes", nargs="*", default=None, help="float32 / bfloat16 (default: float32 on CPU)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--mem-gib", type=float, default=100.0, help="skip XLA where its [P, I] logits x 3 exceed this")
@@ -121,7 +123,8 @@ def _gpu() -> bool:
 def bench(args, rows, p, d, i, dtype):
     """Every impl and mode at one size; the repeats interleave them, so a busy machine slows all alike."""
     inputs = _inputs(p, d, i, dtype)
-    impls = ["xla", *(f"reference_{k}" for k in args.chunks)] + (["triton"] if _gpu() else [])
+    chunks = args.chunks or (GPU_CHUNKS if _gpu() else CPU_CHUNKS)
+    impls = ["xla", *(f"reference_{k}" for k in chunks)] + (["triton"] if _gpu() else [])
     cases = {}
     for impl in impls:
         if impl == "xla" and 3 * p * i * 4 / 2**30 > args.mem_gib:
