@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from kernels.dispatch import Backend, resolve_backend
-from kernels.linear_cross_entropy.reference import linear_cross_entropy_reference
+from kernels.linear_cross_entropy.reference import linear_lse_and_target_logit_reference
 
 # items per scan step of the reference: measured on 2 CPU cores at P=13000, D=64, I=3417 (fwd+bwd), 128 beat
 # 64/256/512 and one whole-catalogue matmul (2.5x slower, as slow as XLA's CE): [P, K] tiles stay in cache
@@ -36,23 +36,57 @@ def linear_cross_entropy(
     in fp32. `chunk` is the reference's items per scan step (peak memory O(P * chunk)); the Triton
     kernels tile by their own block sizes and ignore it.
     """
-    if hidden.ndim != 2 or table.ndim != 2 or hidden.shape[1] != table.shape[1]:
-        raise ValueError(f"hidden must be [P,D] and table [I,D] with the same D; got {hidden.shape}, {table.shape}")
+    _check_shapes(hidden, table, targets, chunk)
     if table.shape[0] < 2:
         raise ValueError(f"table needs the padding row and at least one item; got {table.shape[0]} rows")
+    valid = jnp.ones(targets.shape, bool) if valid is None else jnp.asarray(valid, bool)
+    if valid.shape != targets.shape:
+        raise ValueError(f"valid must have shape [P]=({targets.shape[0]},), got {valid.shape}")
+    mask = valid & (targets != 0)
+    lse, target_logit = linear_lse_and_target_logit(
+        hidden, table, targets, has_target=mask, candidates=(1, table.shape[0]), chunk=chunk, backend=backend
+    )  # row 0 is padding: candidates are rows 1..I-1
+    return jnp.where(mask, lse - target_logit, 0.0)
+
+
+def linear_lse_and_target_logit(
+    hidden: Float[Array, "P D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, " P"],
+    *,
+    has_target: Bool[Array, " P"],
+    candidates: tuple[int | Array, int | Array],
+    chunk: int = DEFAULT_CHUNK,
+    backend: str | Backend = "auto",
+) -> tuple[Float[Array, " P"], Float[Array, " P"]]:
+    """The NLL's two terms on one table (or one shard of it), fp32 and differentiable, never [P, I] logits:
+    lse_p = logsumexp over rows lo <= i < hi of hidden_p . table_i (-inf when the range is empty), and
+    hidden_p . table_{targets_p} where has_target_p (else 0). `candidates` = (lo, hi) may be traced
+    (e.g. from `jax.lax.axis_index` in a shard_map). A CE over item-sharded tables combines the shards:
+    nll = logsumexp_shards(lse) - sum_shards(target logit) (see recattn_jax.parallel.sharded_ce).
+    """
+    _check_shapes(hidden, table, targets, chunk)
+    has_target = jnp.asarray(has_target, bool)
+    if has_target.shape != targets.shape:
+        raise ValueError(f"has_target must have shape [P]=({targets.shape[0]},), got {has_target.shape}")
+    bounds = jnp.stack([jnp.asarray(c, jnp.int32) for c in candidates])
+    chosen = resolve_backend(backend, "linear_cross_entropy")
+    if chosen is Backend.REFERENCE:
+        return linear_lse_and_target_logit_reference(hidden, table, targets, has_target, bounds, chunk)
+    # imported on first use, like the other ops' Triton bindings (kernels.dispatch._load_triton)
+    binding = importlib.import_module("kernels.linear_cross_entropy.binding")
+    return binding.linear_lse_and_target_logit_triton(
+        hidden, table, targets, has_target, bounds, interpret=chosen is Backend.INTERPRET
+    )
+
+
+def _check_shapes(hidden, table, targets, chunk: int) -> None:
+    if hidden.ndim != 2 or table.ndim != 2 or hidden.shape[1] != table.shape[1]:
+        raise ValueError(f"hidden must be [P,D] and table [I,D] with the same D; got {hidden.shape}, {table.shape}")
     if targets.shape != hidden.shape[:1]:
         raise ValueError(f"targets must have shape [P]=({hidden.shape[0]},), got {targets.shape}")
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
-    valid = jnp.ones(targets.shape, bool) if valid is None else jnp.asarray(valid, bool)
-    if valid.shape != targets.shape:
-        raise ValueError(f"valid must have shape [P]=({targets.shape[0]},), got {valid.shape}")
-    chosen = resolve_backend(backend, "linear_cross_entropy")
-    if chosen is Backend.REFERENCE:
-        return linear_cross_entropy_reference(hidden, table, targets, valid, chunk)
-    # imported on first use, like the other ops' Triton bindings (kernels.dispatch._load_triton)
-    binding = importlib.import_module("kernels.linear_cross_entropy.binding")
-    return binding.linear_cross_entropy_triton(hidden, table, targets, valid, interpret=chosen is Backend.INTERPRET)
 
 
-__all__ = ["DEFAULT_CHUNK", "linear_cross_entropy"]
+__all__ = ["DEFAULT_CHUNK", "linear_cross_entropy", "linear_lse_and_target_logit"]

@@ -1,9 +1,9 @@
 """JAX binding of the Triton linear cross-entropy kernels: a custom_vjp with residuals (hidden, table, targets, lse).
 
 Axis legend: P positions, D model dim, I items; SPLIT_I item ranges, SPLIT_P position ranges (binding's config).
-Masked positions reach the kernels as target 0 (padding is never a candidate, so a target of 0 can only
-mean "no loss here"). The kernels take no float scalars (jax-triton types a Python float as fp64);
-sizes are Python ints (i32).
+Positions without a target reach the kernels as target -1; candidates are table rows
+[bounds[0], bounds[1]), an int32 array (it may be traced, e.g. per shard). The kernels take no float
+scalars (jax-triton types a Python float as fp64); sizes are Python ints (i32).
 """
 
 from __future__ import annotations
@@ -69,15 +69,15 @@ def _sizes(hidden, table) -> tuple[int, int, int]:
     return int(hidden.shape[0]), int(table.shape[0]), int(hidden.shape[1])
 
 
-def _forward(hidden, table, targets, interpret):
-    """nll [P] and lse [P], fp32: the item ranges' partial log-sum-exps combined here."""
+def _forward(hidden, table, targets, bounds, interpret):
+    """lse [P] and target logit [P], fp32: the item ranges' partials combined here."""
     p, i, d = hidden.shape[0], table.shape[0], hidden.shape[1]
     cfg = block_config(p, i, d, hidden.dtype, interpret)
     lse_part, target_part = launch(
         _KERNELS,
         "linear_ce_fwd_kernel",
         grid=(cdiv(p, cfg["BLOCK_P"]), cfg["split_i"]),
-        arrays=(hidden, table, targets),
+        arrays=(hidden, table, targets, bounds),
         scalars=(*_sizes(hidden, table), int(cfg["i_per_split"])),
         out_shapes=(jax.ShapeDtypeStruct((cfg["split_i"], p), jnp.float32),) * 2,
         constexprs=_meta(cfg, hidden.dtype, interpret),
@@ -85,15 +85,20 @@ def _forward(hidden, table, targets, interpret):
         num_warps=cfg["num_warps"],
         num_stages=2,
     )
-    lse = lse_part[0] if cfg["split_i"] == 1 else jax.nn.logsumexp(lse_part, axis=0)
-    nll = jnp.where(targets != 0, lse - jnp.sum(target_part, axis=0), 0.0)  # one range holds the target
-    return nll, lse
+    if cfg["split_i"] == 1:
+        return lse_part[0], target_part[0]
+    # logsumexp of the ranges; all -inf (no candidate) gives -inf, never NaN
+    top = jnp.max(lse_part, axis=0)
+    shift = jnp.where(jnp.isneginf(top), 0.0, top)
+    lse = shift + jnp.log(jnp.sum(jnp.exp(lse_part - shift), axis=0))
+    return lse, jnp.sum(target_part, axis=0)  # exactly one range holds a target
 
 
-def _backward(hidden, table, targets, lse, g, interpret):
+def _backward(hidden, table, targets, bounds, lse, g_lse, g_target, interpret):
     p, i, d = hidden.shape[0], table.shape[0], hidden.shape[1]
     cfg = block_config(p, i, d, hidden.dtype, interpret)
     common = {
+        "arrays": (hidden, table, targets, bounds, lse, g_lse, g_target),
         "constexprs": _meta(cfg, hidden.dtype, interpret),
         "interpret": interpret,
         "num_warps": cfg["num_warps"],
@@ -103,7 +108,6 @@ def _backward(hidden, table, targets, lse, g, interpret):
         _KERNELS,
         "linear_ce_bwd_dhidden_kernel",
         grid=(cdiv(p, cfg["BLOCK_P"]), cfg["split_i"]),
-        arrays=(hidden, table, targets, lse, g),
         scalars=(*_sizes(hidden, table), int(cfg["i_per_split"])),
         out_shapes=(jax.ShapeDtypeStruct((cfg["split_i"], p, d), jnp.float32),),
         **common,
@@ -112,7 +116,6 @@ def _backward(hidden, table, targets, lse, g, interpret):
         _KERNELS,
         "linear_ce_bwd_dtable_kernel",
         grid=(cdiv(i, cfg["BLOCK_I"]), cfg["split_p"]),
-        arrays=(hidden, table, targets, lse, g),
         scalars=(*_sizes(hidden, table), int(cfg["p_per_split"])),
         out_shapes=(jax.ShapeDtypeStruct((cfg["split_p"], i, d), jnp.float32),),
         **common,
@@ -121,37 +124,41 @@ def _backward(hidden, table, targets, lse, g, interpret):
     return jnp.sum(d_hidden, axis=0).astype(hidden.dtype), jnp.sum(d_table, axis=0).astype(table.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _linear_cross_entropy(hidden, table, targets, interpret):
-    return _forward(hidden, table, targets, interpret)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _lse_and_target_logit(hidden, table, targets, bounds, interpret):
+    return _forward(hidden, table, targets, bounds, interpret)
 
 
-def _fwd(hidden, table, targets, interpret):
-    nll, lse = _forward(hidden, table, targets, interpret)
-    return nll, (hidden, table, targets, lse)
+def _fwd(hidden, table, targets, bounds, interpret):
+    lse, target_logit = _forward(hidden, table, targets, bounds, interpret)
+    return (lse, target_logit), (hidden, table, targets, bounds, lse)
 
 
-def _bwd(interpret, residuals, g):
-    hidden, table, targets, lse = residuals
-    d_hidden, d_table = _backward(hidden, table, targets, lse, g.astype(jnp.float32), interpret)
-    return d_hidden, d_table, None  # integer targets have no cotangent
+def _bwd(interpret, residuals, cotangents):
+    hidden, table, targets, bounds, lse = residuals
+    g_lse, g_target = (g.astype(jnp.float32) for g in cotangents)
+    d_hidden, d_table = _backward(hidden, table, targets, bounds, lse, g_lse, g_target, interpret)
+    return d_hidden, d_table, None, None  # integer targets and bounds have no cotangent
 
 
-_linear_cross_entropy.defvjp(_fwd, _bwd)
+_lse_and_target_logit.defvjp(_fwd, _bwd)
 
 
-def linear_cross_entropy_triton(
+def linear_lse_and_target_logit_triton(
     hidden: Float[Array, "P D"],
     table: Float[Array, "I D"],
     targets: Int[Array, " P"],
-    valid: Bool[Array, " P"],
+    has_target: Bool[Array, " P"],
+    bounds: Int[Array, "2"],
     *,
     interpret: bool,
-) -> Float[Array, " P"]:
-    """Fused linear cross-entropy (see kernels.linear_cross_entropy): Triton on the GPU or in the interpreter."""
+) -> tuple[Float[Array, " P"], Float[Array, " P"]]:
+    """(lse over candidate rows, target logit), see kernels.linear_lse_and_target_logit: Triton on the GPU
+    or in Triton's CPU interpreter."""
     if hidden.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"Triton linear_cross_entropy supports float32, bfloat16 and float16; got {hidden.dtype}")
     # the kernels read both operands in one dtype; the cast's transpose returns dtable in table's dtype
     table = table.astype(hidden.dtype)
-    targets = jnp.where(valid & (targets != 0), targets, 0).astype(jnp.int32)  # 0 marks a masked position
-    return _linear_cross_entropy(hidden, table, targets, interpret)
+    targets = jnp.where(has_target, targets, -1).astype(jnp.int32)  # -1: no target logit here
+    bounds = jnp.clip(jnp.asarray(bounds, jnp.int32), 0, table.shape[0])
+    return _lse_and_target_logit(hidden, table, targets, bounds, interpret)

@@ -1,8 +1,9 @@
 """Triton kernels for the linear cross-entropy: forward and backward that never write [P, I] logits.
 
 Axis legend: P positions, D model dim (BLOCK_D = D padded to a power of 2, masked in the loads),
-I items (argument N_ITEMS: ruff rejects a variable named I; id 0 = padding, never a candidate).
-Layouts (contiguous): hidden [P, D], table [I, D], targets/lse/g [P] (target 0 = a masked position);
+I items (argument N_ITEMS: ruff rejects a variable named I). Candidates are rows BOUNDS[0] <= i < BOUNDS[1]
+(the full CE: [1, I), row 0 = padding); a target of -1 = no target logit for that position.
+Layouts (contiguous): hidden [P, D], table [I, D], targets/lse/g_lse/g_target [P];
 partial outputs in fp32: lse and target logit [SPLIT_I, P], dhidden [SPLIT_I, P, D], dtable [SPLIT_P, I, D].
 The idea of Liger's fused linear CE and Apple's Cut Cross-Entropy: the forward tiles over items with an
 online log-sum-exp (exp2 domain) and picks the target logit from its tile; the backward recomputes
@@ -37,13 +38,15 @@ def _dot(a, b, IEEE: tl.constexpr, UPCAST: tl.constexpr):
 
 @triton.jit
 def linear_ce_fwd_kernel(
-    HIDDEN, TABLE, TARGETS,
+    HIDDEN, TABLE, TARGETS, BOUNDS,
     P, N_ITEMS, D, I_PER_SPLIT,
     LSE_PART, TARGET_PART,
     BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr,
     IEEE: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
-    """Per item range `split`: the log-sum-exp over its items and the target's logit if it holds it."""
+    """Per item range `split`: the log-sum-exp over its candidates and the target's logit if it holds it."""
+    lo = tl.load(BOUNDS)
+    hi = tl.load(BOUNDS + 1)
     split = tl.program_id(1)
     i_lo = split * I_PER_SPLIT  # I_PER_SPLIT is a multiple of BLOCK_I
     i_hi = tl.minimum(i_lo + I_PER_SPLIT, N_ITEMS)
@@ -54,7 +57,7 @@ def linear_ce_fwd_kernel(
     h = tl.load(
         HIDDEN + offs_p.to(tl.int64)[:, None] * D + offs_d[None, :], mask=p_ok[:, None] & d_ok[None, :], other=0.0
     )
-    target = tl.load(TARGETS + offs_p, mask=p_ok, other=0)
+    target = tl.load(TARGETS + offs_p, mask=p_ok, other=-1)
 
     m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)  # running max, log2 units
     l_i = tl.zeros([BLOCK_P], tl.float32)
@@ -68,13 +71,13 @@ def linear_ce_fwd_kernel(
         logits = _dot(h, tl.trans(tile), IEEE, UPCAST)  # [BLOCK_P, BLOCK_I] fp32, only ever in registers
         is_target = offs_i[None, :] == target[:, None]
         target_logit += tl.sum(tl.where(is_target, logits, 0.0), 1)
-        s = tl.where((i_ok & (offs_i != 0))[None, :], logits * LOG2E, float("-inf"))
+        s = tl.where((i_ok & (offs_i >= lo) & (offs_i < hi))[None, :], logits * LOG2E, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a tile of padding only keeps the max at -inf
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a tile without candidates keeps the max at -inf
         l_i = l_i * tl.exp2(m_i - m_safe) + tl.sum(tl.exp2(s - m_safe[:, None]), 1)
         m_i = m_new
 
-    # a range of padding only has l_i = 0: its partial log-sum-exp is -inf (log2(0)), as it should be
+    # a range without candidates has l_i = 0: its partial log-sum-exp is -inf (log2(0)), as it should be
     out = split.to(tl.int64) * P + offs_p
     tl.store(LSE_PART + out, (m_i + tl.log2(l_i)) * LN2, mask=p_ok)
     tl.store(TARGET_PART + out, target_logit, mask=p_ok)
@@ -82,12 +85,14 @@ def linear_ce_fwd_kernel(
 
 @triton.jit
 def linear_ce_bwd_dhidden_kernel(
-    HIDDEN, TABLE, TARGETS, LSE, G,
+    HIDDEN, TABLE, TARGETS, BOUNDS, LSE, G_LSE, G_TARGET,
     P, N_ITEMS, D, I_PER_SPLIT,
     DHIDDEN_PART,
     BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr,
     IEEE: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
+    lo = tl.load(BOUNDS)
+    hi = tl.load(BOUNDS + 1)
     split = tl.program_id(1)
     i_lo = split * I_PER_SPLIT
     i_hi = tl.minimum(i_lo + I_PER_SPLIT, N_ITEMS)
@@ -97,9 +102,12 @@ def linear_ce_bwd_dhidden_kernel(
     d_ok = offs_d < D
     h_ptrs = offs_p.to(tl.int64)[:, None] * D + offs_d[None, :]
     h = tl.load(HIDDEN + h_ptrs, mask=p_ok[:, None] & d_ok[None, :], other=0.0)
-    target = tl.load(TARGETS + offs_p, mask=p_ok, other=0)
-    lse2 = tl.load(LSE + offs_p, mask=p_ok, other=0.0) * LOG2E
-    g = tl.where(target != 0, tl.load(G + offs_p, mask=p_ok, other=0.0), 0.0)  # masked rows: zero gradient
+    target = tl.load(TARGETS + offs_p, mask=p_ok, other=-1)
+    lse = tl.load(LSE + offs_p, mask=p_ok, other=0.0)
+    # no candidate at all (lse = -inf): softmax is empty, exp2(s - inf) = 0 instead of exp2(-inf + inf) = NaN
+    lse2 = tl.where(lse == float("-inf"), float("inf"), lse * LOG2E)
+    g_lse = tl.load(G_LSE + offs_p, mask=p_ok, other=0.0)
+    g_target = tl.where(target >= 0, tl.load(G_TARGET + offs_p, mask=p_ok, other=0.0), 0.0)
 
     acc = tl.zeros([BLOCK_P, BLOCK_D], tl.float32)
     for start in range(i_lo, i_hi, BLOCK_I):
@@ -109,16 +117,16 @@ def linear_ce_bwd_dhidden_kernel(
             TABLE + offs_i.to(tl.int64)[:, None] * D + offs_d[None, :], mask=i_ok[:, None] & d_ok[None, :], other=0.0
         )
         s = _dot(h, tl.trans(tile), IEEE, UPCAST) * LOG2E
-        s = tl.where((i_ok & (offs_i != 0))[None, :], s, float("-inf"))
-        onehot = tl.where(offs_i[None, :] == target[:, None], 1.0, 0.0)
-        ds = g[:, None] * (tl.exp2(s - lse2[:, None]) - onehot)  # d nll / d logits = softmax - onehot
+        s = tl.where((i_ok & (offs_i >= lo) & (offs_i < hi))[None, :], s, float("-inf"))
+        onehot = tl.where(offs_i[None, :] == target[:, None], g_target[:, None], 0.0)
+        ds = g_lse[:, None] * tl.exp2(s - lse2[:, None]) + onehot  # d lse = softmax, d target logit = onehot
         acc += _dot(ds.to(tile.dtype), tile, IEEE, UPCAST)
     tl.store(DHIDDEN_PART + split.to(tl.int64) * P * D + h_ptrs, acc, mask=p_ok[:, None] & d_ok[None, :])
 
 
 @triton.jit
 def linear_ce_bwd_dtable_kernel(
-    HIDDEN, TABLE, TARGETS, LSE, G,
+    HIDDEN, TABLE, TARGETS, BOUNDS, LSE, G_LSE, G_TARGET,
     P, N_ITEMS, D, P_PER_SPLIT,
     DTABLE,
     BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -131,7 +139,7 @@ def linear_ce_bwd_dtable_kernel(
     d_ok = offs_d < D
     t_ptrs = offs_i.to(tl.int64)[:, None] * D + offs_d[None, :]
     tile = tl.load(TABLE + t_ptrs, mask=i_ok[:, None] & d_ok[None, :], other=0.0)
-    is_item = i_ok & (offs_i != 0)
+    is_candidate = i_ok & (offs_i >= tl.load(BOUNDS)) & (offs_i < tl.load(BOUNDS + 1))
 
     acc = tl.zeros([BLOCK_I, BLOCK_D], tl.float32)
     p_lo = split * P_PER_SPLIT  # P_PER_SPLIT is a multiple of BLOCK_P
@@ -142,13 +150,15 @@ def linear_ce_bwd_dtable_kernel(
         h = tl.load(
             HIDDEN + offs_p.to(tl.int64)[:, None] * D + offs_d[None, :], mask=p_ok[:, None] & d_ok[None, :], other=0.0
         )
-        target = tl.load(TARGETS + offs_p, mask=p_ok, other=0)
-        lse2 = tl.load(LSE + offs_p, mask=p_ok, other=0.0) * LOG2E
-        g = tl.where(target != 0, tl.load(G + offs_p, mask=p_ok, other=0.0), 0.0)
+        target = tl.load(TARGETS + offs_p, mask=p_ok, other=-1)
+        lse = tl.load(LSE + offs_p, mask=p_ok, other=0.0)
+        lse2 = tl.where(lse == float("-inf"), float("inf"), lse * LOG2E)
+        g_lse = tl.load(G_LSE + offs_p, mask=p_ok, other=0.0)
+        g_target = tl.where(target >= 0, tl.load(G_TARGET + offs_p, mask=p_ok, other=0.0), 0.0)
         s_t = _dot(tile, tl.trans(h), IEEE, UPCAST) * LOG2E  # [BLOCK_I, BLOCK_P]: logits transposed
-        s_t = tl.where(is_item[:, None], s_t, float("-inf"))
-        onehot = tl.where(offs_i[:, None] == target[None, :], 1.0, 0.0)
-        ds_t = g[None, :] * (tl.exp2(s_t - lse2[None, :]) - onehot)
+        s_t = tl.where(is_candidate[:, None], s_t, float("-inf"))
+        onehot = tl.where(offs_i[:, None] == target[None, :], g_target[None, :], 0.0)
+        ds_t = g_lse[None, :] * tl.exp2(s_t - lse2[None, :]) + onehot
         acc += _dot(ds_t.to(h.dtype), h, IEEE, UPCAST)
     out = DTABLE + split.to(tl.int64) * N_ITEMS * D + t_ptrs
     tl.store(out, acc, mask=i_ok[:, None] & d_ok[None, :])

@@ -189,6 +189,44 @@ def test_bad_arguments_raise():
         kernels.linear_cross_entropy(hidden, table, targets, backend="cuda")
 
 
+def _sharded_nll(backend, shards, rows):
+    """The CE over an item table split into `shards` blocks of `rows` (the last zero-padded, as
+    ParallelLayout.fit_rows does): each shard's (lse, target logit) over its candidates, combined."""
+
+    def nll(hidden, table, targets, valid):
+        num_items = table.shape[0] - 1  # global ids 1..num_items are items; 0 and > num_items are not
+        padded = jnp.concatenate([table, jnp.zeros((shards * rows - table.shape[0], table.shape[1]), table.dtype)])
+        mask = valid & (targets != 0)
+        lses, logits = [], []
+        for k in range(shards):
+            offset = k * rows
+            local = targets - offset
+            here = mask & (local >= 0) & (local < rows)
+            lo, hi = jnp.clip(1 - offset, 0, rows), jnp.clip(num_items + 1 - offset, 0, rows)
+            lse, target_logit = kernels.linear_lse_and_target_logit(
+                hidden, padded[offset : offset + rows], local, has_target=here, candidates=(lo, hi), chunk=8,
+                backend=backend,
+            )  # fmt: skip
+            lses.append(lse)
+            logits.append(target_logit)
+        lses = jnp.stack(lses)  # [shards, P]
+        top = jax.lax.stop_gradient(jnp.max(lses, axis=0))  # as sharded_ce: pmax has no gradient
+        total = top + jnp.log(jnp.sum(jnp.exp(lses - top), axis=0))
+        return jnp.where(mask, total - sum(logits), 0.0)
+
+    return nll
+
+
+@pytest.mark.parametrize(("shards", "rows"), [(3, 12), (4, 16)])
+def test_shards_combine_to_the_full_ce(shards, rows):
+    """Candidates given as (lo, hi) per shard: padding (global 0) and mesh-padding rows never compete;
+    with 4 x 16 rows for 31 items the last two shards have no candidate (lse = -inf, no NaN)."""
+    args = _inputs(16, 30, 16, 32, jnp.float32)
+    got = _value_and_grads(_sharded_nll("reference", shards, rows), *args)
+    want = _value_and_grads(plain_cross_entropy, *args)
+    _compare(got, want, fwd_tol=1e-5, grad_tol=1e-5)
+
+
 # --- the Triton kernels (backend `interpret` on the CPU, `triton` on a GPU) against the reference ---
 
 
@@ -235,6 +273,14 @@ def test_interpret_split_loops_and_masked_rows():
     assert np.all(np.asarray(dt)[0] == 0.0)
 
 
+def test_interpret_shards_combine_to_the_full_ce():
+    needs_interpreter()
+    args = _inputs(17, 30, 16, 32, jnp.float32)
+    got = _value_and_grads(_sharded_nll("interpret", 4, 16), *args)
+    want = _value_and_grads(plain_cross_entropy, *args)
+    _compare(got, want, fwd_tol=1e-5, grad_tol=1e-5)
+
+
 _KERNEL_NAMES = ("linear_ce_fwd_kernel", "linear_ce_bwd_dhidden_kernel", "linear_ce_bwd_dtable_kernel")
 
 
@@ -255,7 +301,8 @@ def test_triton_kernels_compile_for_sm90(tmp_path, monkeypatch):
     for dtype, name in ((jnp.float32, "fp32"), (jnp.bfloat16, "bf16")):
         cfg = block_config(13000, 50000, 64, dtype, interpret=False)
         meta = {k: cfg[k] for k in ("BLOCK_P", "BLOCK_I", "BLOCK_D")} | {"IEEE": dtype == jnp.float32, "UPCAST": False}
-        rows = {"HIDDEN": f"*{name}", "TABLE": f"*{name}", "TARGETS": "*i32", "LSE": "*fp32", "G": "*fp32"}
+        rows = {"HIDDEN": f"*{name}", "TABLE": f"*{name}", "TARGETS": "*i32", "BOUNDS": "*i32", "LSE": "*fp32"}
+        rows |= {"G_LSE": "*fp32", "G_TARGET": "*fp32"}
         sizes = {"P": "i32", "N_ITEMS": "i32", "D": "i32", "I_PER_SPLIT": "i32", "P_PER_SPLIT": "i32"}
         partials = {"LSE_PART": "*fp32", "TARGET_PART": "*fp32", "DHIDDEN_PART": "*fp32", "DTABLE": "*fp32"}
         signatures = {name: {**rows, **sizes, **partials} for name in _KERNEL_NAMES}
