@@ -77,9 +77,10 @@ def linear_ce_fwd_kernel(
         l_i = l_i * tl.exp2(m_i - m_safe) + tl.sum(tl.exp2(s - m_safe[:, None]), 1)
         m_i = m_new
 
-    # a range without candidates has l_i = 0: its partial log-sum-exp is -inf (log2(0)), as it should be
+    # a range without candidates has l_i = 0: its partial log-sum-exp is -inf (no log2(0) evaluated)
     out = split.to(tl.int64) * P + offs_p
-    tl.store(LSE_PART + out, (m_i + tl.log2(l_i)) * LN2, mask=p_ok)
+    lse_part = tl.where(l_i > 0.0, (m_i + tl.log2(tl.maximum(l_i, 1e-30))) * LN2, float("-inf"))
+    tl.store(LSE_PART + out, lse_part, mask=p_ok)
     tl.store(TARGET_PART + out, target_logit, mask=p_ok)
 
 
