@@ -20,6 +20,7 @@ from kernels.triton_launch import cdiv, launch, next_power_of_2
 _KERNELS = "kernels.linear_cross_entropy.triton_kernels"
 # enough programs per kernel to fill an H200's 132 SMs a few times over (P or I may be small)
 _TARGET_PROGRAMS = 4 * 132
+MAX_DIM = 256  # whole rows of D sit in registers (no loop over D): recommender widths, not LLM ones
 
 
 def _split(blocks: int, other_programs: int) -> tuple[int, int]:
@@ -157,6 +158,8 @@ def linear_lse_and_target_logit_triton(
     or in Triton's CPU interpreter."""
     if hidden.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"Triton linear_cross_entropy supports float32, bfloat16 and float16; got {hidden.dtype}")
+    if hidden.shape[1] > MAX_DIM:
+        raise ValueError(f"Triton linear_cross_entropy holds D in registers: D <= {MAX_DIM}, got {hidden.shape[1]}")
     # the kernels read both operands in one dtype; the cast's transpose returns dtable in table's dtype
     table = table.astype(hidden.dtype)
     targets = jnp.where(has_target, targets, -1).astype(jnp.int32)  # -1: no target logit here

@@ -187,6 +187,10 @@ def test_bad_arguments_raise():
         kernels.linear_cross_entropy(hidden, table, targets, chunk=0)
     with pytest.raises(ValueError, match="backend"):
         kernels.linear_cross_entropy(hidden, table, targets, backend="cuda")
+    if importlib.util.find_spec("triton") and importlib.util.find_spec("torch"):
+        wide = jnp.zeros((8, 300), jnp.float32)
+        with pytest.raises(ValueError, match="D <= 256"):
+            kernels.linear_cross_entropy(wide, jnp.zeros((10, 300)), targets, backend="interpret")
 
 
 def _sharded_nll(backend, shards, rows):
