@@ -4,5 +4,14 @@
 """
 
 from kernels.dispatch import Backend, attention, attention_pool, parse_backend, resolve_backend
+from kernels.linear_cross_entropy import linear_cross_entropy, linear_lse_and_target_logit
 
-__all__ = ["Backend", "attention", "attention_pool", "parse_backend", "resolve_backend"]
+__all__ = [
+    "Backend",
+    "attention",
+    "attention_pool",
+    "linear_cross_entropy",
+    "linear_lse_and_target_logit",
+    "parse_backend",
+    "resolve_backend",
+]

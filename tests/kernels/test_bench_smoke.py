@@ -56,3 +56,33 @@ def test_markdown_table_moves_constant_columns_above(tmp_path):
     text = markdown([csv_path])
     assert "- gpu: H200" in text
     assert "| impl | us |" in text and "| triton | 10.5 |" in text and "| xla_dpa | 20.0 |" in text
+
+
+LCE_SCRIPT = SCRIPT.parent / "bench_linear_ce.py"
+
+
+def _load_lce():
+    spec = importlib.util.spec_from_file_location("bench_linear_ce", LCE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_linear_ce_check_with_interpret():
+    needs_interpreter()
+    assert _load_lce().main(["--backend", "interpret", "--check-only"]) == 0
+
+
+def test_linear_ce_timings_write_csv(tmp_path):
+    """A tiny CPU run: every impl and mode gets a time and XLA's temp memory; the CSV carries the stamp."""
+    import csv
+
+    out = tmp_path / "lce.csv"
+    assert _load_lce().main(["--out", str(out), "--sizes", "256,16,2000", "--chunks", "32", "--repeats", "2"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {(r["impl"], r["mode"]) for r in rows} == {
+        (impl, mode) for impl in ("xla", "reference_32") for mode in ("fwd", "fwd+bwd")
+    }
+    assert all(float(r["ms"]) > 0 and float(r["temp_mib"]) >= 0 and r["commit"] and r["jax"] for r in rows)
+    xla, ours = (next(r for r in rows if r["impl"] == i and r["mode"] == "fwd+bwd") for i in ("xla", "reference_32"))
+    assert float(ours["temp_mib"]) < float(xla["temp_mib"])  # [256, 32] chunks, not [256, 2000] logits (2 MiB)
