@@ -71,7 +71,7 @@ def linear_lse_and_target_logit(
         raise ValueError(f"has_target must have shape [P]=({targets.shape[0]},), got {has_target.shape}")
     bounds = jnp.stack([jnp.asarray(c, jnp.int32) for c in candidates])
     chosen = resolve_backend(backend, "linear_cross_entropy")
-    if chosen is Backend.REFERENCE:
+    if chosen in (Backend.REFERENCE, Backend.XLA):  # the reference is the XLA path
         return linear_lse_and_target_logit_reference(hidden, table, targets, has_target, bounds, chunk)
     # imported on first use, like the other ops' Triton bindings (kernels.dispatch._load_triton)
     binding = importlib.import_module("kernels.linear_cross_entropy.binding")
