@@ -57,7 +57,9 @@ def test_fusion_without_side_features_is_the_id_embedding():
     assert np.all(np.isfinite(model.user_representation(jnp.array([[0, 0, 1, 2]]))))
 
 
-@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "lstm", "gru4rec", "bpr_mf"])
+@pytest.mark.parametrize(
+    "name", ["sasrec", *(pytest.param(n, marks=pytest.mark.slow) for n in ("bert4rec", "lstm", "gru4rec", "bpr_mf"))]
+)
 def test_tfidf_fusion_trains_on_a_feature_table(name, tmp_path):
     rng = np.random.default_rng(0)
     rows = ["item,text,categories"] + [
@@ -149,7 +151,9 @@ def test_fused_tables_of_recurrent_and_mf_models_use_the_features(name):
     assert np.all(np.isfinite(fused.user_representation(seq)))
 
 
-@pytest.mark.parametrize("name", ["din", "bert4rec", "bpr_mf", "gru4rec"])
+@pytest.mark.parametrize(
+    "name", ["bpr_mf", *(pytest.param(n, marks=pytest.mark.slow) for n in ("din", "bert4rec", "gru4rec"))]
+)
 def test_user_features_reach_the_scores_and_the_loss(name, tmp_path):
     config = ModelConfig(name=name, max_len=4, hidden=8, blocks=1, heads=1, dropout=0.0, mask_prob=1.0)
     model = build_model(config, 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3, dtype=np.float32))

@@ -58,6 +58,7 @@ def _compare(args, fwd_tol, grad_tol, backend="interpret"):
     padding=st.sampled_from(PADDINGS),
     seed=st.integers(0, 2**16),
 )
+@pytest.mark.slow  # the Hypothesis sweep; bf16 and padded-row cases stay in the fast tier
 def test_pool_interpret_matches_reference_fp32(b, s, n, h, padding, seed):
     needs_interpreter()
     _compare(_inputs(seed, b, s, n, h, padding, jnp.float32), *tolerance(jnp.float32))

@@ -89,6 +89,15 @@ def test_stubs_are_removed_after_the_check():
             triton_launch.require_gpu_triton()
 
 
+def test_the_h50_kernels_compile_for_sm90():
+    """The fast tier's share of the check: the padded head dim (H=50), both dtypes, causal, every attention kernel."""
+    cmd = [sys.executable, "-m", "kernels.compile_check", "--arch", "90", "--only", "causal H=50"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    ok = [line for line in out.stdout.splitlines() if line.startswith("ok ")]
+    assert len(ok) == 2 * 4 and all("sm_90" in line and "H=50" in line for line in ok)  # 2 dtypes x 4 kernels
+
+
 @pytest.mark.slow
 def test_every_kernel_compiles_for_sm80_and_sm90():
     out = subprocess.run([sys.executable, "-m", "kernels.compile_check"], capture_output=True, text=True, timeout=900)

@@ -37,7 +37,9 @@ def test_the_sequence_models_take_events():
     assert set(SEQUENCE_MODELS) == WITH_EVENTS
 
 
-@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+@pytest.mark.parametrize(
+    "name", [n if n == "sasrec" else pytest.param(n, marks=pytest.mark.slow) for n in SEQUENCE_MODELS]
+)
 def test_two_steps_then_evaluate_with_events(name, tmp_path):
     results = train_and_evaluate(to_config(with_events(name)), tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])
@@ -46,6 +48,7 @@ def test_two_steps_then_evaluate_with_events(name, tmp_path):
         assert 0 <= results["test"][protocol]["NDCG@10"] <= results["test"][protocol]["HR@10"] <= 1
 
 
+@pytest.mark.slow
 def test_bucketed_training_and_recommend_with_events(tmp_path):
     config = with_events("sasrec")
     config["train"]["bucketing"] = True

@@ -26,6 +26,7 @@ def test_family_is_registered():
     assert set(FAMILY) <= set(MODELS)
 
 
+@pytest.mark.slow  # the fast tier's check of every model is tests/models/test_model_contract.py
 @pytest.mark.parametrize("name", [*FAMILY, "lstm:bce", "gru4rec:gbce", "sasrec:sampled_softmax"])
 def test_two_steps_then_evaluate(name, tmp_path):
     config = copy.deepcopy(TINY)

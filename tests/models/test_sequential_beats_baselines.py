@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from recattn_jax.config import to_config
 from recattn_jax.train.loop import train_and_evaluate
@@ -17,6 +18,7 @@ def ndcg(name, tmp_path, epochs=8):
     return train_and_evaluate(config, tmp_path / name)["test"]["full"]["NDCG@10"]
 
 
+@pytest.mark.slow
 def test_attention_model_beats_pop_and_bpr_mf(tmp_path):
     """The synthetic generator has sequels (short-range order): self-attention over the history must
     beat the order-free baselines on full-ranking NDCG@10."""
