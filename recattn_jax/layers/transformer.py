@@ -40,16 +40,22 @@ class TransformerBlock(nnx.Module):
         *,
         causal: bool,
         rngs: nnx.Rngs | None = None,
+        last_only: bool = False,
     ) -> Float[Array, "B L D"]:
+        """`last_only`: compute the last position only ([B, 1, D] out; all positions stay keys and values)."""
         det = rngs is None
+        # the last query sees every key in [kv_start, kv_end), so causality needs no mask there
+        query = (lambda t: t[:, -1:]) if last_only else (lambda t: t)
+        causal = causal and not last_only
         if self.layer_norm == "sasrec":
-            q = self.attn_norm(x)
-            a = self.attention(q, x, kv_start=kv_start, kv_end=kv_end, causal=causal)
+            q = self.attn_norm(query(x))
+            keys = x  # SASRec normalises the queries only
+            a = self.attention(q, keys, kv_start=kv_start, kv_end=kv_end, causal=causal)
             x = self.ffn_norm(q + self.dropout(a, deterministic=det, rngs=rngs))
         else:
             h = self.attn_norm(x)
-            a = self.attention(h, h, kv_start=kv_start, kv_end=kv_end, causal=causal)
-            x = x + self.dropout(a, deterministic=det, rngs=rngs)
+            a = self.attention(query(h), h, kv_start=kv_start, kv_end=kv_end, causal=causal)
+            x = query(x) + self.dropout(a, deterministic=det, rngs=rngs)
         f = self.ffn(x if self.layer_norm == "sasrec" else self.ffn_norm(x), rngs=rngs)
         return x + self.dropout(f, deterministic=det, rngs=rngs)
 
@@ -82,8 +88,12 @@ class TransformerEncoder(nnx.Module):
         *,
         causal: bool,
         rngs: nnx.Rngs | None = None,
+        last_only: bool = False,
     ) -> Float[Array, "B L D"]:
+        """`last_only`: the last position's state only, [B, 1, D] (scoring a user needs no other; the last
+        block then projects keys and values of every position but runs its query and FFN on one)."""
         keep = valid[..., None].astype(x.dtype)
-        for block in self.blocks:
-            x = block(x, kv_start, kv_end, causal=causal, rngs=rngs) * keep
+        for i, block in enumerate(self.blocks):
+            last = last_only and i == len(self.blocks) - 1
+            x = block(x, kv_start, kv_end, causal=causal, rngs=rngs, last_only=last) * (keep[:, -1:] if last else keep)
         return self.final_norm(x)

@@ -19,14 +19,19 @@ class SASRec(nnx.Module):
         self.dropout = Dropout(dropout)
 
     def encode(
-        self, seq: Int[Array, "B L"], *, events: Int[Array, "B L"] | None = None, rngs: nnx.Rngs | None = None
+        self,
+        seq: Int[Array, "B L"],
+        *,
+        events: Int[Array, "B L"] | None = None,
+        rngs: nnx.Rngs | None = None,
+        last_only: bool = False,
     ) -> Float[Array, "B L D"]:
-        """Hidden state per position; position t sees items 0..t only (causal)."""
+        """Hidden state per position; position t sees items 0..t only (causal). `last_only`: [B, 1, D]."""
         valid = item_mask(seq)
         kv_start, kv_end = left_padded_bounds(seq)
         x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
         x = x * valid[..., None]
-        return self.encoder(x, valid, kv_start, kv_end, causal=True, rngs=rngs)
+        return self.encoder(x, valid, kv_start, kv_end, causal=True, rngs=rngs, last_only=last_only)
 
     def item_table(self) -> Float[Array, "I D"]:
         return self.embedding.table
@@ -34,7 +39,8 @@ class SASRec(nnx.Module):
     def user_representation(
         self, seq: Int[Array, "B L"], events: Int[Array, "B L"] | None = None
     ) -> Float[Array, "B D"]:
-        return self.encode(seq, events=events)[:, -1]  # right-aligned: the newest item sits last
+        # right-aligned: the newest item sits last, and only its state is computed in the last block
+        return self.encode(seq, events=events, last_only=True)[:, -1]
 
 
 @register_model("sasrec", item_features=True, user_features=True, events=True)

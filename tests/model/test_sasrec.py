@@ -60,3 +60,12 @@ def test_impossible_configs_raise():
         build_model(ModelConfig(name="nope"), 30, backend="reference", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="unknown attention backend"):
         build_model(ModelConfig(), 30, backend="cuda", rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("layer_norm", ["sasrec", "pre"])
+def test_user_representation_is_the_last_state_of_the_full_encoding(layer_norm):
+    """user_representation computes only the last position in the last block: it must equal encode()[:, -1]."""
+    config = ModelConfig(name="sasrec", max_len=9, hidden=16, blocks=2, heads=2, dropout=0.0, layer_norm=layer_norm)
+    model = build_model(config, num_items=40, backend="reference", rngs=nnx.Rngs(3))
+    seq = jnp.array([[0, 0, 0, 5, 6, 7, 8, 9, 1], [3, 4, 5, 6, 7, 8, 9, 10, 11], [0] * 8 + [2], [0] * 9], jnp.int32)
+    np.testing.assert_allclose(model.user_representation(seq), model.encode(seq)[:, -1], rtol=1e-5, atol=1e-5)

@@ -1,0 +1,101 @@
+"""Seconds per epoch side by side with the PyTorch SASRec (pmixer/SASRec.pytorch), in one sitting.
+
+    python benchmarks/bench_vs_reference.py --reference-dir /path/to/SASRec.pytorch/python
+    python benchmarks/bench_vs_reference.py --skip-reference --experiments sasrec_ml1m_ce
+
+Each system runs N1 and N2 epochs from a cold start (whole processes, as a user runs them); seconds per
+epoch = (wall(N2) - wall(N1)) / (N2 - N1), so start-up, compilation and the final evaluation cancel.
+Ours is the experiment's own command (`python -m experiments.train experiment=X train.epochs=N`), its
+per-epoch validation included; the reference is its `main.py --device=cpu --maxlen=200 --dropout_rate=0.2`
+(it evaluates every 20 epochs, so not here). The reference lives outside this repository (its own license):
+clone it anywhere and copy ml-1m.txt into its `data/` folder. Appends a dated table to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.env_info import ROOT, environment
+
+
+def wall(cmd: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return seconds
+
+
+def ours(experiment: str, epochs: int) -> float:
+    with tempfile.TemporaryDirectory() as run_dir:
+        cmd = [sys.executable, "-m", "experiments.train", f"experiment={experiment}", f"train.epochs={epochs}"]
+        return wall([*cmd, "train.progress=false", f"hydra.run.dir={run_dir}"], ROOT)
+
+
+def reference(reference_dir: Path, epochs: int) -> float:
+    train_dir = f"bench_{epochs}"
+    cmd = [sys.executable, "main.py", "--dataset=ml-1m", f"--train_dir={train_dir}", "--device=cpu"]
+    cmd += ["--maxlen=200", "--dropout_rate=0.2", f"--num_epochs={epochs}"]
+    try:
+        return wall(cmd, reference_dir)
+    finally:
+        shutil.rmtree(reference_dir / f"ml-1m_{train_dir}", ignore_errors=True)
+
+
+def per_epoch(run, n1: int, n2: int) -> tuple[float, float, float]:
+    short, long = run(n1), run(n2)
+    return (long - short) / (n2 - n1), short, long
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference-dir", type=Path, help="SASRec.pytorch's python/ folder, ml-1m.txt in data/")
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--experiments", default="sasrec_ml1m_bce,sasrec_ml1m_ce")
+    parser.add_argument("--epochs", default="1,4", help="N1,N2")
+    parser.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    n1, n2 = (int(x) for x in args.epochs.split(","))
+    if not (ROOT.parent / "shared" / "data" / "ml-1m" / "ml-1m.txt").exists():
+        print("skipped: ML-1M is read from ../shared/data/ml-1m (not redistributable) and is absent")
+        return 0
+    rows = []
+    if not args.skip_reference:
+        if args.reference_dir is None or not (args.reference_dir / "main.py").exists():
+            sys.exit("--reference-dir must be SASRec.pytorch's python/ folder (or pass --skip-reference)")
+        rows.append(("PyTorch SASRec (BCE, hidden 50)", *per_epoch(lambda n: reference(args.reference_dir, n), n1, n2)))
+        print(rows[-1], flush=True)
+    for experiment in args.experiments.split(","):
+        rows.append((f"experiment={experiment}", *per_epoch(lambda n, e=experiment: ours(e, n), n1, n2)))
+        print(rows[-1], flush=True)
+    env = environment("torch")
+    base = rows[0][1] if not args.skip_reference else None
+    lines = [
+        f"\n## bench_vs_reference.py — {env['date']}, commit {env['commit']}\n",
+        f"Machine: {env['machine']}; python {env['python']}, jax {env['jax']}, flax {env['flax']}, "
+        f"torch {env['torch']}. Per epoch = (wall({n2}) - wall({n1})) / {n2 - n1}, whole processes.\n",
+        f"Command: `python benchmarks/bench_vs_reference.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n",
+        f"| run | s/epoch | wall {n1} epochs | wall {n2} epochs | speed vs reference |",
+        "|---|---|---|---|---|",
+    ]
+    for name, epoch, short, long in rows:
+        ratio = f"{base / epoch:.2f}x" if base else "—"
+        lines.append(f"| {name} | {epoch:.2f} | {short:.1f} | {long:.1f} | {ratio} |")
+    print("\n".join(lines))
+    if not args.no_record:
+        with (ROOT / "benchmarks" / "RESULTS.md").open("a") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
