@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from recattn_jax.config import Config, TrainConfig, to_dict
+from recattn_jax.config_checks import check_backend, check_config
 from recattn_jax.data.batches import next_item_arrays, sequence_rows
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
@@ -29,9 +30,11 @@ from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
 from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
+from recattn_jax.train.divergence import check_losses, check_metrics, check_params
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
 from recattn_jax.train.losses import next_item_loss
-from recattn_jax.train.run_state import RunPosition, RunStopped, check_resumable
+from recattn_jax.train.run_dir import check_shared_run_dir, prepare_run_dir, with_resolved_paths
+from recattn_jax.train.run_state import RunPosition, RunStopped
 
 SELECTION_METRIC = "NDCG@10"
 
@@ -143,25 +146,6 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     return state, losses
 
 
-def _check_config(config: Config) -> None:
-    for key, value in (
-        ("train.epochs", config.train.epochs),
-        ("train.batch_size", config.train.batch_size),
-        ("train.eval_every", config.train.eval_every),
-        ("model.max_len", config.model.max_len),
-        ("eval.batch_size", config.eval.batch_size),
-        ("train.log_every_steps", config.train.log_every_steps),
-    ):
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be at least 1")
-    for key, value in (
-        ("train.ckpt_every_steps", config.train.ckpt_every_steps),
-        ("train.stop_after_steps", config.train.stop_after_steps),
-    ):
-        if value is not None and value < 0:
-            raise ConfigError(f"{key}={value} must be at least 0")
-
-
 def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     """Train with early stopping on valid NDCG@10, then report valid and test metrics of the best state.
 
@@ -169,14 +153,12 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     `train.resume=true`) into `workdir` and returns the results. Raises `RunStopped` at
     `train.stop_after_steps`.
     """
-    _check_config(config)
+    check_config(config)  # every value, before any data is read or any file written
     initialize_distributed(config.distributed)  # multi-process runs: before the first JAX computation
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if config.train.resume:
-        check_resumable(config, workdir)
-    if is_primary():  # only process 0 writes files; orbax checkpoints are written collectively
-        OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
+    check_backend(config.kernel.backend)
+    config, workdir = with_resolved_paths(config), Path(workdir)
+    prepare_run_dir(config, workdir)  # a fresh run never mixes into a used directory; resume needs a run
+    check_shared_run_dir(workdir)
 
     split = load_split(config.data)
     max_len = config.model.max_len
@@ -192,6 +174,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         config, split.data.num_items, features, user_features, split.data.num_event_types
     )
     evaluator = Evaluator(model_graphdef, config.eval, layout)
+    if is_primary():  # only process 0 writes files, and only once the inputs have been read without error
+        OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
     checkpoint = BestCheckpoint(workdir / "checkpoints")
     latest = LatestCheckpoint(workdir / "latest")
     pos, resumed_from = RunPosition(), None
@@ -199,6 +183,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         state, saved = restored
         pos = RunPosition.from_json(saved)
         resumed_from = pos.step
+    elif config.train.resume:
+        print(f"train.resume=true: no checkpoint in {workdir / 'latest'} yet; starting from step 0", flush=True)
     commit = git_commit()
     # process 0 logs into the run directory, any other process into a subfolder of its own
     log_dir = workdir if is_primary() else workdir / f"process_{jax.process_index()}"
@@ -257,11 +243,14 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
             state, losses = run_epoch(train_step, state, arrays, config, pos.epoch, n, on_step, start=pos.epoch_step)
             if not losses:
                 raise RuntimeError(f"epoch {pos.epoch} has no batch after step {pos.epoch_step}")
-            pos.epoch_losses += [float(x) for x in jax.device_get(losses)]
+            losses = [float(x) for x in jax.device_get(losses)]
+            check_losses(losses, pos.step, pos.epoch, config.train.lr)  # on the host already: no extra sync
+            pos.epoch_losses += losses
             pos.train_seconds += time.perf_counter() - started
             pos.step += len(losses)
             pos.epoch_step += len(losses)
             if every and pos.step % every == 0:
+                check_params(state, pos.step, pos.epoch, config.train.lr)
                 latest.save(pos.step, state, pos.to_json())
         if stop_at is not None and pos.step >= stop_at and pos.step < total_steps:
             bar.close()
@@ -270,15 +259,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         pos.in_epoch = False
         epoch, step = pos.epoch, pos.step
         epoch_loss = float(np.mean(np.asarray(pos.epoch_losses, np.float32)))
-        if not math.isfinite(epoch_loss):
-            bar.close()
-            log.close()
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch} (mean loss {epoch_loss}); "
-                f"the best checkpoint so far is kept in {workdir / 'checkpoints'}"
-            )
         if epoch % config.train.eval_every == 0 or step >= total_steps:
+            check_params(state, step, epoch, config.train.lr)  # a NaN model's metrics read 1.0
             valid = evaluate(state, "valid")
+            check_metrics(valid, "valid", step, epoch, config.train.lr)
             score = valid["full"][SELECTION_METRIC]
             pos.history.append(
                 {"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score}
