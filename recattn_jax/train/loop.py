@@ -33,7 +33,7 @@ from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
 from recattn_jax.train.divergence import check_losses, check_metrics, check_params
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
 from recattn_jax.train.losses import next_item_loss
-from recattn_jax.train.run_dir import check_shared_run_dir, prepare_run_dir, with_resolved_paths
+from recattn_jax.train.run_dir import check_shared_run_dir, prepare_run_dir, with_resolved_paths, write_atomic
 from recattn_jax.train.run_state import RunPosition, RunStopped
 
 SELECTION_METRIC = "NDCG@10"
@@ -303,7 +303,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     log.write({"kind": "end", "step": pos.step, "best_step": best_step, **flat_metrics("test", results["test"])})
     log.close()
     if is_primary():
-        (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        write_atomic(workdir / "results.json", json.dumps(results, indent=2, default=str))
     return results
 
 

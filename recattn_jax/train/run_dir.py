@@ -98,3 +98,10 @@ def resume_hint(workdir: Path) -> str:
     steps = checkpoint_steps(workdir / "latest")
     where = f"from step {steps[-1]}" if steps else "from the start (no checkpoint yet)"
     return f"continue {where} with train.resume=true hydra.run.dir={workdir}"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
