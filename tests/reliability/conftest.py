@@ -1,5 +1,6 @@
 """One tiny finished run shared by the reliability tests, and the entry points run in-process."""
 
+import runpy
 import shutil
 import sys
 
@@ -28,13 +29,15 @@ def run_copy(finished_run, tmp_path):
 
 @pytest.fixture
 def cli(monkeypatch, capsys):
-    """cli(main, *overrides) runs a Hydra entry point in-process: (exit code, stdout, stderr)."""
+    """cli("experiments.train", *overrides) runs an entry point in-process as `python -m` would:
+    (exit code, stdout, stderr)."""
 
-    def run(main, *overrides):
-        monkeypatch.setattr(sys, "argv", ["entry", *overrides])
+    def run(module, *overrides):
+        quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"] if module == "experiments.train" else []
+        monkeypatch.setattr(sys, "argv", [module, *overrides, *quiet])
         code = 0
         try:
-            main()
+            runpy.run_module(module, run_name="__main__")
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
         out = capsys.readouterr()

@@ -1,0 +1,47 @@
+"""A non-finite loss, parameter or metric stops the run at once: one line, exit 2, no best checkpoint, no metric."""
+
+import jax.numpy as jnp
+import pytest
+from tiny_configs import tiny_overrides
+
+from recattn_jax.errors import TrainingDiverged
+from recattn_jax.train.divergence import check_losses, check_metrics, check_params
+from recattn_jax.train.run_dir import checkpoint_steps
+
+ADVICE = "nothing of this run is reported or kept as best; try a lower train.lr (now 0.1)"
+
+
+def test_first_non_finite_loss_is_named_with_its_step():
+    check_losses([1.0, 2.0], 0, 1, 0.1)
+    with pytest.raises(TrainingDiverged) as error:
+        check_losses([1.0, float("inf"), float("nan")], 4, 2, 0.1)
+    assert str(error.value) == f"training diverged: the loss is inf at step 6 (epoch 2); {ADVICE}"
+
+
+def test_non_finite_parameters_or_optimizer_state():
+    check_params({"w": jnp.ones(3), "step": jnp.array(3)}, 3, 1, 0.1)
+    with pytest.raises(TrainingDiverged) as error:
+        check_params({"w": jnp.ones(3), "mu": jnp.array([0.0, jnp.nan])}, 3, 1, 0.1)
+    message = "training diverged: the parameters hold NaN or infinite values after step 3 (epoch 1)"
+    assert str(error.value) == f"{message}; {ADVICE}"
+
+
+def test_non_finite_metric():
+    with pytest.raises(TrainingDiverged) as error:
+        check_metrics({"full": {"NDCG@10": 0.5}, "sampled": {"HR@1": float("nan")}}, "valid", 8, 2, 0.1)
+    assert str(error.value) == f"training diverged: valid sampled HR@1 is nan after step 8 (epoch 2); {ADVICE}"
+
+
+@pytest.mark.slow  # one tiny training (about 11 s on 2 busy cores)
+def test_huge_lr_stops_at_the_first_nan_step(cli, tmp_path):
+    """lr 1e30: step 1 is finite (and checkpointed), step 2's loss is NaN; nothing is evaluated or reported."""
+    code, out, err = cli(
+        "experiments.train", *tiny_overrides(), "train.lr=1e30", "train.ckpt_every_steps=1", f"hydra.run.dir={tmp_path}"
+    )
+    assert code == 2, err
+    assert err.strip().splitlines() == [
+        "error: training diverged: the loss is nan at step 2 (epoch 1); nothing of this run is reported or kept "
+        "as best; try a lower train.lr (now 1e+30)"
+    ]
+    assert "NDCG" not in out and not (tmp_path / "results.json").exists()
+    assert checkpoint_steps(tmp_path / "checkpoints") == [] and checkpoint_steps(tmp_path / "latest") == [1]
