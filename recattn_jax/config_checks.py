@@ -145,3 +145,20 @@ def check_backend(backend: str) -> None:
         resolve_backend(backend)
     except (ValueError, RuntimeError) as e:
         raise ConfigError(f"kernel.backend={backend!r}: {e}") from None
+
+
+def check_negatives_fit(config: Config, split) -> None:
+    """The sampled protocol's negatives fit every eval user's unseen items; the error names the user's id."""
+    if not config.eval.sampled:
+        return
+    import numpy as np
+
+    num_items, wanted = split.data.num_items, config.eval.num_negatives
+    unseen = np.asarray([num_items - len(np.unique(split.data.sequences[u])) for u in split.eval_users])
+    if len(unseen) and unseen.min() < wanted:
+        row = int(np.argmin(unseen))
+        user = split.data.user_ids[split.eval_users[row]]
+        raise ConfigError(
+            f"eval.num_negatives={wanted} is more than user {user} can have ({unseen[row]} unseen items of "
+            f"{num_items}); lower eval.num_negatives or set eval.sampled=false"
+        )

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from recattn_jax.config import Config, TrainConfig, to_dict
-from recattn_jax.config_checks import check_backend, check_config
+from recattn_jax.config_checks import check_backend, check_config, check_negatives_fit
 from recattn_jax.data.batches import next_item_arrays, sequence_rows
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
@@ -161,6 +161,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     check_shared_run_dir(workdir)
 
     split = load_split(config.data)
+    check_negatives_fit(config, split)
     max_len = config.model.max_len
     layout = ParallelLayout.from_config(config, split.data.num_items)
     # several processes: each pads only its own rows of every batch and keeps only its part of the eval users
