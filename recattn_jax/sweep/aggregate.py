@@ -33,7 +33,12 @@ def read_overrides(run_dir: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     out = {}
-    for item in yaml.safe_load(path.read_text()) or []:
+    try:
+        items = yaml.safe_load(path.read_text()) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        print(f"warning: {path}: unreadable ({type(e).__name__}); its overrides are left out", file=sys.stderr)
+        return {}
+    for item in items if isinstance(items, list) else []:
         key, _, value = str(item).partition("=")
         out[key.lstrip("+~")] = value
     return out

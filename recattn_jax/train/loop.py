@@ -33,7 +33,14 @@ from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
 from recattn_jax.train.divergence import check_losses, check_metrics, check_params
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
 from recattn_jax.train.losses import next_item_loss
-from recattn_jax.train.run_dir import check_shared_run_dir, prepare_run_dir, with_resolved_paths, write_atomic
+from recattn_jax.train.run_dir import (
+    check_same_data,
+    check_shared_run_dir,
+    data_fingerprint,
+    prepare_run_dir,
+    with_resolved_paths,
+    write_atomic,
+)
 from recattn_jax.train.run_state import RunPosition, RunStopped
 
 SELECTION_METRIC = "NDCG@10"
@@ -175,6 +182,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         config, split.data.num_items, features, user_features, split.data.num_event_types
     )
     evaluator = Evaluator(model_graphdef, config.eval, layout)
+    check_same_data(config, workdir, data_fingerprint(split.data.sequences), write=is_primary())
     if is_primary():  # only process 0 writes files, and only once the inputs have been read without error
         OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
     checkpoint = BestCheckpoint(workdir / "checkpoints")

@@ -105,3 +105,40 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+DATA_FILE = "data_fingerprint.json"
+
+
+def data_fingerprint(sequences: list) -> dict:
+    """Users, items, interactions and a digest of every user's item sequence (remapped ids, in order)."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha1()
+    lengths = np.asarray([len(s) for s in sequences], np.int64)
+    digest.update(lengths.tobytes())
+    digest.update(np.concatenate(sequences).astype(np.int32).tobytes() if len(sequences) else b"")
+    return {"users": len(sequences), "interactions": int(lengths.sum()), "sha1": digest.hexdigest()}
+
+
+def check_same_data(config: Config, workdir: Path, fingerprint: dict, write: bool) -> None:
+    """A resumed run trains on the data the interrupted one trained on; a fresh run records what it reads."""
+    import json
+
+    path = workdir / DATA_FILE
+    if config.train.resume and path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            saved = None  # a kill while writing it: nothing to compare with
+        if saved is not None and saved != fingerprint:
+            now, then = fingerprint, saved
+            raise ConfigError(
+                f"train.resume=true in {workdir}: the data changed since the interrupted run (now {now['users']} "
+                f"users, {now['interactions']} interactions; then {then.get('users')}, {then.get('interactions')}): "
+                "resume is impossible; start a new run in a new hydra.run.dir"
+            )
+    elif write:
+        write_atomic(path, json.dumps(fingerprint))
