@@ -4,6 +4,7 @@ with a truncated results.json names it and still summarises the good runs."""
 import json
 import shutil
 
+import numpy as np
 import pytest
 from tiny_configs import TINY
 
@@ -81,3 +82,67 @@ def test_aggregate_names_a_truncated_results_file_and_summarises_the_rest(finish
     md = written["md"].read_text()
     valid = json.loads(text)["valid"]["full"]["NDCG@10"]
     assert "2 runs" in md and f"{valid:.4f} ± 0.0000" in md and "| 1 |" in md  # one good run summarised
+
+
+def test_disk_full_while_writing_is_one_line(tmp_path, state_template, monkeypatch):
+    latest = LatestCheckpoint(tmp_path / "latest")
+    state = state_template()
+    latest.save(1, state, {"step": 1})
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(latest.manager, "save", full)
+    with pytest.raises(CheckpointError) as error:
+        latest.save(2, state, {"step": 2})
+    assert str(error.value) == (
+        f"{tmp_path / 'latest'}: writing step 2 failed ([Errno 28] No space left on device); the steps written "
+        "before it are intact"
+    )
+    assert latest.latest_step() == 1
+    latest.close()
+
+
+def test_resume_refuses_changed_data(tmp_path):
+    from recattn_jax.errors import ConfigError
+    from recattn_jax.train.run_dir import check_same_data, data_fingerprint
+
+    config = to_config(TINY)
+    before = data_fingerprint([np.array([1, 2, 3]), np.array([2, 3])])
+    check_same_data(config, tmp_path, before, write=True)
+    config.train.resume = True
+    check_same_data(config, tmp_path, before, write=False)
+    after = data_fingerprint([np.array([1, 2, 4]), np.array([2, 3])])  # same sizes, another item
+    with pytest.raises(ConfigError) as error:
+        check_same_data(config, tmp_path, after, write=False)
+    assert str(error.value) == (
+        f"train.resume=true in {tmp_path}: the data changed since the interrupted run (now 2 users, 5 interactions; "
+        "then 2, 5): resume is impossible; start a new run in a new hydra.run.dir"
+    )
+
+
+@pytest.mark.slow  # two tiny trainings (about 25 s on 2 busy cores)
+def test_resume_after_ctrl_c_is_exact(finished_run, tmp_path, monkeypatch):
+    """Ctrl-C after step 2's loss, before its checkpoint: resuming from step 1 ends as the uninterrupted run."""
+    from recattn_jax.train import loop
+    from recattn_jax.train.loop import train_and_evaluate
+
+    config = to_config(TINY)
+    config.train.ckpt_every_steps = 1
+    check = loop.check_losses
+
+    def interrupt_at_step_2(losses, first_step, *args):
+        if first_step == 1:
+            raise KeyboardInterrupt
+        check(losses, first_step, *args)
+
+    monkeypatch.setattr(loop, "check_losses", interrupt_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(config, tmp_path)
+    monkeypatch.setattr(loop, "check_losses", check)
+    config.train.resume = True
+    resumed = train_and_evaluate(config, tmp_path)
+    whole = json.loads((finished_run / "results.json").read_text())
+    assert resumed["resumed_from"] == 1
+    for key in ("valid", "test", "train_loss", "steps", "best_step", "history"):
+        assert json.loads(json.dumps(resumed[key])) == whole[key], key
