@@ -6,7 +6,7 @@ Misuse (a bad k, an `out` that cannot be written, an unknown user) ends with one
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from recattn_jax.cli import run_entry
+from recattn_jax.cli import hydra_entry, run_entry
 from recattn_jax.errors import ConfigError
 from recattn_jax.recommend import check_out_path, check_recommend_args, recommend
 
@@ -33,4 +33,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

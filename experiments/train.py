@@ -10,7 +10,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from recattn_jax.cli import run_entry
+from recattn_jax.cli import hydra_entry, run_entry
 from recattn_jax.config import register_configs, to_config
 from recattn_jax.train.logs import print_config
 from recattn_jax.train.loop import format_metrics, train_and_evaluate
@@ -40,4 +40,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

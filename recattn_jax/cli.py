@@ -3,6 +3,8 @@
 - `RecattnError` (bad data, impossible config, damaged checkpoint, divergence): `error: ...`, exit 2.
 - Ctrl-C (SIGINT) and SIGTERM: `interrupted ...` with how to resume, exit 130 / 143; checkpoints are
   written to a temporary folder and renamed, so the last complete one stays valid.
+- Hydra's own errors before the run starts (an unknown key, a value of the wrong type): one line, exit 2
+  (`hydra_entry`).
 `RECATTN_DEBUG=1` re-raises instead, with the full traceback.
 """
 
@@ -36,8 +38,71 @@ def debug() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
 
 
+class _HeldStderr:
+    """Holds what is written to stderr until the task starts; Hydra's composition errors come before it."""
+
+    def __init__(self, stream):
+        self.stream, self.held, self.holding = stream, [], True
+
+    def write(self, text: str) -> int:
+        if self.holding:
+            self.held.append(text)
+            return len(text)
+        return self.stream.write(text)
+
+    def release(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.stream.write("".join(self.held))
+            self.held = []
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+_held: _HeldStderr | None = None
+
+
+def hydra_entry(main: Callable[[], object]) -> None:
+    """Call a `@hydra.main` function; if Hydra fails before the task starts, say why in one line, exit 2."""
+    global _held
+    if debug():
+        main()
+        return
+    _held = held = _HeldStderr(sys.stderr)
+    sys.stderr = held
+    try:
+        main()
+    except SystemExit as e:
+        if held.holding and e.code not in (0, None):
+            lines = [line.strip() for line in "".join(held.held).splitlines() if line.strip()]
+            lines = [
+                line
+                for line in lines
+                if "HYDRA_FULL_ERROR" not in line and not line.startswith(("full_key", "reference_type", "object_type"))
+            ]
+            held.held, sys.stderr = [], held.stream  # said in one line instead
+            said = "; ".join(line.rstrip(".") for line in lines[:3]) or "the command line cannot be read"
+            print(f"error: {said}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
+        raise
+    finally:
+        if sys.stderr is held:
+            sys.stderr = held.stream
+        held.release()
+        _held = None
+
+
+def task_started() -> None:
+    """The Hydra task is running: stderr passes through again."""
+    if _held is not None:
+        _held.release()
+        sys.stderr = _held.stream
+
+
 def run_entry(fn: Callable[[], T], on_interrupt: Callable[[], str] | None = None) -> T:
     """`fn()`; a user error or an interruption ends the process with one line (`on_interrupt()` adds a hint)."""
+    task_started()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:

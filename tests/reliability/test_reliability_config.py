@@ -80,3 +80,29 @@ def test_cli_triton_without_gpu_before_data(cli, tmp_path):
     code, _, err = cli("experiments.train", *tiny_overrides(), "kernel.backend=triton", f"hydra.run.dir={tmp_path}")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith("error: kernel.backend='triton': backend 'triton' needs a CUDA GPU")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "model.hidden=abc",
+            "error: Error merging override model.hidden=abc; Value 'abc' of type 'str' could not be "
+            "converted to Integer",
+        ),
+        (
+            "model.hiden=3",
+            "error: Could not override 'model.hiden'; To append to your config use +model.hiden=3; Key "
+            "'hiden' not in 'ModelConfig'",
+        ),
+    ],
+)
+def test_cli_hydra_errors_are_one_line_exit_2(cli, tmp_path, override, message):
+    code, out, err = cli("experiments.train", override, f"hydra.run.dir={tmp_path}")
+    assert (code, err) == (2, message + "\n")
+    assert out == ""
+
+
+def test_cli_recommend_without_run_dir(cli):
+    code, _, err = cli("experiments.recommend")
+    assert (code, err) == (2, "error: run_dir=DIR is required: the directory of a finished training run\n")
