@@ -3,7 +3,9 @@
 NaN compares false, so a ranking metric over NaN scores reads 1.0: a diverged model must never be
 evaluated, kept as the best checkpoint or reported. The checks cost no extra host sync per step: the
 losses are checked when the loop already has them on the host (after each segment between
-checkpoints), the parameters once before every checkpoint and evaluation.
+checkpoints), the parameters once before every checkpoint and evaluation. Finite parameters can still
+give NaN scores (1e30-sized weights overflow in the forward pass), so `FiniteCheck` also scores a few
+users' histories and checks the scores.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
+from recattn_jax.data.batches import left_pad
 from recattn_jax.errors import TrainingDiverged
+from recattn_jax.models.scoring import score_all
 
 
 def _advice(lr: float) -> str:
@@ -46,6 +51,38 @@ def check_params(state, step: int, epoch: int, lr: float) -> None:
             f"training diverged: the parameters hold NaN or infinite values after step {step} (epoch {epoch}); "
             f"{_advice(lr)}"
         )
+
+
+class FiniteCheck:
+    """Parameters, optimizer state and the scores of a few valid users all finite: one jitted reduction.
+
+    The probe users are the first `probe_users` eval users of the split, the same on every process."""
+
+    def __init__(self, graphdef, split, max_len: int, lr: float, probe_users: int = 8):
+        rows = np.asarray(split.eval_users[:probe_users])
+        inputs = left_pad(split.history(rows, "valid"), max_len)
+        history_events = split.history_events(rows, "valid")
+        events = None if history_events is None else left_pad(history_events, max_len)
+        self.lr = lr
+
+        @jax.jit
+        def finite(state):
+            model, _ = nnx.merge(graphdef, state)
+            scores = score_all(model, inputs, rows, events)
+            leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+            return _all_finite(leaves), jnp.all(jnp.isfinite(scores))
+
+        self.finite = finite
+
+    def __call__(self, state, step: int, epoch: int) -> None:
+        params_ok, scores_ok = (bool(x) for x in self.finite(state))
+        if not params_ok:
+            what = "the parameters hold NaN or infinite values"
+        elif not scores_ok:
+            what = "the model's scores are NaN or infinite (parameters too large)"
+        else:
+            return
+        raise TrainingDiverged(f"training diverged: {what} after step {step} (epoch {epoch}); {_advice(self.lr)}")
 
 
 def check_metrics(metrics: dict, name: str, step: int, epoch: int, lr: float) -> None:

@@ -30,7 +30,7 @@ from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
 from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
-from recattn_jax.train.divergence import check_losses, check_metrics, check_params
+from recattn_jax.train.divergence import FiniteCheck, check_losses, check_metrics
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
 from recattn_jax.train.losses import next_item_loss
 from recattn_jax.train.run_dir import (
@@ -182,6 +182,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         config, split.data.num_items, features, user_features, split.data.num_event_types
     )
     evaluator = Evaluator(model_graphdef, config.eval, layout)
+    finite_check = FiniteCheck(graphdef, split, max_len, config.train.lr)
     check_same_data(config, workdir, data_fingerprint(split.data.sequences), write=is_primary())
     if is_primary():  # only process 0 writes files, and only once the inputs have been read without error
         OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
@@ -259,7 +260,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
             pos.step += len(losses)
             pos.epoch_step += len(losses)
             if every and pos.step % every == 0:
-                check_params(state, pos.step, pos.epoch, config.train.lr)
+                finite_check(state, pos.step, pos.epoch)
                 latest.save(pos.step, state, pos.to_json())
         if stop_at is not None and pos.step >= stop_at and pos.step < total_steps:
             bar.close()
@@ -269,7 +270,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         epoch, step = pos.epoch, pos.step
         epoch_loss = float(np.mean(np.asarray(pos.epoch_losses, np.float32)))
         if epoch % config.train.eval_every == 0 or step >= total_steps:
-            check_params(state, step, epoch, config.train.lr)  # a NaN model's metrics read 1.0
+            finite_check(state, step, epoch)  # a NaN model's metrics read 1.0
             valid = evaluate(state, "valid")
             check_metrics(valid, "valid", step, epoch, config.train.lr)
             score = valid["full"][SELECTION_METRIC]

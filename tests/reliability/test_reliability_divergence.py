@@ -45,3 +45,32 @@ def test_huge_lr_stops_at_the_first_nan_step(cli, tmp_path):
     ]
     assert "NDCG" not in out and not (tmp_path / "results.json").exists()
     assert checkpoint_steps(tmp_path / "checkpoints") == [] and checkpoint_steps(tmp_path / "latest") == [1]
+
+
+def test_finite_parameters_with_overflowing_scores_are_caught():
+    """lr 1e30 with one step per epoch: the weights are finite (about 1e30) but every score overflows to NaN."""
+    import jax
+    from flax import nnx
+    from tiny_configs import TINY
+
+    from recattn_jax.config import to_config
+    from recattn_jax.data.load import load_split
+    from recattn_jax.train.divergence import FiniteCheck
+    from recattn_jax.train.loop import build_training
+
+    config = to_config(TINY)
+    split = load_split(config.data)
+    graphdef, state, _, _ = build_training(config, split.data.num_items)
+    check = FiniteCheck(graphdef, split, config.model.max_len, lr=0.1)
+    check(state, 1, 1)
+    huge = jax.tree.map(lambda x: x * 1e30 if jax.numpy.issubdtype(x.dtype, jax.numpy.floating) else x, state)
+    with pytest.raises(TrainingDiverged) as error:
+        check(huge, 1, 1)
+    assert str(error.value) == (
+        f"training diverged: the model's scores are NaN or infinite (parameters too large) after step 1 (epoch 1); "
+        f"{ADVICE}"
+    )
+    nan = jax.tree.map(lambda x: x * jax.numpy.nan if jax.numpy.issubdtype(x.dtype, jax.numpy.floating) else x, state)
+    with pytest.raises(TrainingDiverged, match="the parameters hold NaN or infinite values after step 1"):
+        check(nan, 1, 1)
+    assert isinstance(state, nnx.State)
