@@ -22,6 +22,7 @@ from flax import nnx
 from omegaconf import OmegaConf
 
 from recattn_jax.config import Config, MeshConfig, to_config
+from recattn_jax.config_checks import check_backend
 from recattn_jax.data.batches import left_pad
 from recattn_jax.data.load import load_split
 from recattn_jax.data.preprocess import LeaveOneOutSplit
@@ -53,12 +54,18 @@ def load_run(run_dir: str | Path) -> tuple[Config, LeaveOneOutSplit, nnx.Module]
     except Exception as e:  # a cut or hand-edited file: yaml, unknown key or type errors
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{config_file}: cannot be read as a run's config ({reason[:200]})") from e
+    backend = config.kernel.backend
+    try:
+        check_backend(backend)
+    except ConfigError as e:  # trained with Triton on a GPU, served here: the reference computes the same
+        print(f"warning: {e}; scoring with kernel.backend='reference'", file=sys.stderr, flush=True)
+        backend = "reference"
     split = load_split(config.data)
     features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
     model = build_model(
         config.model,
         split.data.num_items,
-        backend=config.kernel.backend,
+        backend=backend,
         rngs=nnx.Rngs(0),
         features=features,
         user_features=user_features,

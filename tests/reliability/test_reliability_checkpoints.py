@@ -146,3 +146,12 @@ def test_resume_after_ctrl_c_is_exact(finished_run, tmp_path, monkeypatch):
     assert resumed["resumed_from"] == 1
     for key in ("valid", "test", "train_loss", "steps", "best_step", "history"):
         assert json.loads(json.dumps(resumed[key])) == whole[key], key
+
+
+def test_aggregate_cli_on_an_empty_directory_is_one_line(tmp_path, capsys):
+    from experiments.aggregate import main
+
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path}: no run directory (results.json or .hydra/overrides.yaml) under it\n"
+    )

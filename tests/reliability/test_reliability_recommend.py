@@ -89,3 +89,14 @@ def test_cli_writes_recommendations(cli, finished_run, tmp_path):
     assert code == 0, err
     recs = pd.read_csv(tmp_path / "r.csv")
     assert len(recs) == 3 * recs["user"].nunique() and "top 3 unseen items each" in out
+
+
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="triton runs on a GPU")
+def test_run_trained_with_triton_is_served_by_the_reference_here(run_copy, capsys):
+    config = (run_copy / "config.yaml").read_text()
+    (run_copy / "config.yaml").write_text(config.replace("backend: auto", "backend: triton"))
+    recs = recommend(run_copy, k=2, users=[2])
+    assert len(recs) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("warning: kernel.backend='triton': backend 'triton' needs a CUDA GPU")
+    assert err.endswith("; scoring with kernel.backend='reference'\n")
