@@ -89,3 +89,23 @@ def test_sigterm_ends_cleanly(capsys):
         signal.signal(signal.SIGTERM, previous)
     assert stop.value.code == 143
     assert capsys.readouterr().err == "terminated (SIGTERM); continue with train.resume=true\n"
+
+
+def test_cli_fresh_run_into_a_used_directory_exit_2(cli, run_copy):
+    from tiny_configs import tiny_overrides
+
+    results = (run_copy / "results.json").read_bytes()
+    code, _, err = cli("experiments.train", *tiny_overrides(), f"hydra.run.dir={run_copy}")
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: hydra.run.dir={run_copy} already holds a run (checkpoints/, latest/, results.json): continue it "
+        "with train.resume=true, or choose a new hydra.run.dir"
+    ]
+    assert (run_copy / "results.json").read_bytes() == results
+
+
+def test_resume_with_an_unreadable_config_is_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("model: [unclosed\n")
+    config = to_config(TINY)
+    config.train.resume = True
+    with pytest.raises(ConfigError, match=r"^train\.resume=true: .*config\.yaml cannot be read \("):
+        train_and_evaluate(config, tmp_path)
