@@ -1,6 +1,7 @@
 """How the entry points end: every user-facing failure is one line on stderr, never a traceback.
 
-- `RecattnError` (bad data, impossible config, damaged checkpoint, divergence): `error: ...`, exit 2.
+- `RecattnError` (bad data, impossible config, damaged checkpoint, divergence) and `OSError` (a full disk,
+  a read-only directory): `error: ...`, exit 2.
 - Ctrl-C (SIGINT) and SIGTERM: `interrupted ...` with how to resume, exit 130 / 143; checkpoints are
   written to a temporary folder and renamed, so the last complete one stays valid.
 - Hydra's own errors before the run starts (an unknown key, a value of the wrong type): one line, exit 2
@@ -108,6 +109,11 @@ def run_entry(fn: Callable[[], T], on_interrupt: Callable[[], str] | None = None
     try:
         return fn()
     except RecattnError as e:
+        if debug():
+            raise
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as e:  # the machine's, not the code's: a full disk, a read-only or vanished directory
         if debug():
             raise
         print(f"error: {e}", file=sys.stderr, flush=True)

@@ -64,6 +64,9 @@ def _check_ranges(config: Config) -> None:
     _at_least("train.max_steps", t.max_steps, 1, optional=True)
     _at_least("mesh.data", config.mesh.data, 1, optional=True)
     for key, value in (
+        ("seed", config.seed),  # numpy's generators take no negative seed
+        ("eval.seed", e.seed),
+        ("data.synthetic.seed", config.data.synthetic.seed),
         ("train.patience", t.patience),
         ("train.ckpt_every_steps", t.ckpt_every_steps),
         ("data.min_user_interactions", config.data.min_user_interactions),

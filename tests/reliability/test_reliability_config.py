@@ -20,6 +20,7 @@ BAD_VALUES = [
     ("train", "lr", float("nan"), "train.lr=nan must be a finite number"),
     ("train", "lr", float("inf"), "train.lr=inf must be a finite number"),
     ("train", "max_steps", 0, "train.max_steps=0 must be at least 1"),
+    ("eval", "seed", -1, "eval.seed=-1 must be at least 0"),
     ("train", "batch_size", 0, "train.batch_size=0 must be at least 1"),
     ("train", "patience", -1, "train.patience=-1 must be at least 0"),
     ("train", "optimizer", "sgd", "train.optimizer='sgd'; choose one of ['adam', 'adamw']"),

@@ -109,3 +109,13 @@ def test_resume_with_an_unreadable_config_is_one_line(tmp_path):
     config.train.resume = True
     with pytest.raises(ConfigError, match=r"^train\.resume=true: .*config\.yaml cannot be read \("):
         train_and_evaluate(config, tmp_path)
+
+
+def test_os_error_is_one_line(capsys):
+    def full():
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(SystemExit) as stop:
+        run_entry(full)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: [Errno 28] No space left on device\n"
