@@ -4,6 +4,7 @@ Returns valid NDCG@10 (full ranking) so Hydra sweepers can optimise it. Bad inpu
 and exit code 2 (`RECATTN_DEBUG=1` shows the traceback); Ctrl-C / SIGTERM say how to resume.
 """
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 
 from recattn_jax.cli import hydra_entry, run_entry
 from recattn_jax.config import register_configs, to_config
+from recattn_jax.config_checks import check_config
 from recattn_jax.train.logs import print_config
 from recattn_jax.train.loop import format_metrics, train_and_evaluate
 from recattn_jax.train.run_dir import resume_hint
@@ -24,8 +26,11 @@ register_configs()
 def main(cfg: DictConfig) -> float:
     workdir = Path(HydraConfig.get().runtime.output_dir)
 
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"
+
     def train():
         config = to_config(cfg)
+        check_config(config)  # before the config is printed: a bad value is the last line, alone
         print_config(config)
         return train_and_evaluate(config, workdir)
 
