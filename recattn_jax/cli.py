@@ -101,13 +101,36 @@ def task_started() -> None:
         sys.stderr = _held.stream
 
 
+def _closing_checkpoints(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except BaseException:
+        from recattn_jax.train.checkpoint import close_open_checkpoints
+
+        close_open_checkpoints()  # a run that ends by an exception: else orbax's threads print tracebacks at exit
+        sys.unraisablehook = _quiet_closed_loop(sys.unraisablehook)
+        raise
+
+
+def _quiet_closed_loop(hook):
+    """An unraisable-exception hook that drops orbax's 'Event loop is closed' from a checkpoint write cut short."""
+
+    def quiet(unraisable):
+        error = unraisable.exc_value
+        if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+            return
+        hook(unraisable)
+
+    return quiet
+
+
 def run_entry(fn: Callable[[], T], on_interrupt: Callable[[], str] | None = None) -> T:
     """`fn()`; a user error or an interruption ends the process with one line (`on_interrupt()` adds a hint)."""
     task_started()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return fn()
+        return _closing_checkpoints(fn)
     except RecattnError as e:
         if debug():
             raise

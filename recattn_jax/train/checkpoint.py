@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from pathlib import Path
 
 import orbax.checkpoint as ocp
@@ -124,9 +125,24 @@ def _first_line(error: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_OPEN: weakref.WeakSet = weakref.WeakSet()  # managers not closed yet (a run that ends by an exception)
+
+
+def close_open_checkpoints() -> None:
+    """Close every manager still open, so that orbax's threads end before the interpreter does."""
+    for manager in list(_OPEN):
+        try:
+            manager.close()
+        except Exception:  # closing after a failed write: nothing more to save
+            pass
+    _OPEN.clear()
+
+
 def _open(directory: Path, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
     try:
-        return ocp.CheckpointManager(directory, options=options)
+        manager = ocp.CheckpointManager(directory, options=options)
+        _OPEN.add(manager)
+        return manager
     except Exception as e:
         reason = _first_line(e)
         raise CheckpointError(f"{directory}: the checkpoints cannot be opened ({DAMAGED_HINT}): {reason}") from e
