@@ -33,18 +33,19 @@ def test_non_finite_metric():
 
 
 @pytest.mark.slow  # one tiny training (about 11 s on 2 busy cores)
-def test_huge_lr_stops_at_the_first_nan_step(cli, tmp_path):
-    """lr 1e30: step 1 is finite (and checkpointed), step 2's loss is NaN; nothing is evaluated or reported."""
+def test_huge_lr_stops_before_the_first_checkpoint(cli, tmp_path):
+    """lr 1e30: step 1's loss is finite but its weights (about 1e30) overflow every score; the check before
+    step 1's checkpoint stops the run: nothing is saved, evaluated or reported."""
     code, out, err = cli(
         "experiments.train", *tiny_overrides(), "train.lr=1e30", "train.ckpt_every_steps=1", f"hydra.run.dir={tmp_path}"
     )
     assert code == 2, err
     assert err.strip().splitlines() == [
-        "error: training diverged: the loss is nan at step 2 (epoch 1); nothing of this run is reported or kept "
-        "as best; try a lower train.lr (now 1e+30)"
+        "error: training diverged: the model's scores are NaN or infinite (parameters too large) after step 1 "
+        "(epoch 1); nothing of this run is reported or kept as best; try a lower train.lr (now 1e+30)"
     ]
     assert "NDCG" not in out and not (tmp_path / "results.json").exists()
-    assert checkpoint_steps(tmp_path / "checkpoints") == [] and checkpoint_steps(tmp_path / "latest") == [1]
+    assert checkpoint_steps(tmp_path / "checkpoints") == [] and checkpoint_steps(tmp_path / "latest") == []
 
 
 def test_finite_parameters_with_overflowing_scores_are_caught():
