@@ -2,7 +2,8 @@
 
 Writes SWEEP_DIR/summary.csv (one row per run), summary.md (mean ± std over seeds per setting,
 best first) and a plot of valid NDCG@10 against each swept key. Every multirun also does this at its
-end (the `aggregate` Hydra callback in conf/config.yaml).
+end (the `aggregate` Hydra callback in conf/config.yaml). A run whose results.json cannot be read is named
+in a warning and listed with its status; the other runs are summarised.
 """
 
 import sys
@@ -16,7 +17,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         written = aggregate_sweep(argv[0])
-    except FileNotFoundError as e:
+    except OSError as e:  # no run under it, or a summary that cannot be written
         print(f"error: {e}", file=sys.stderr)
         return 2
     print((written["md"]).read_text())

@@ -1,18 +1,22 @@
 """Train and evaluate a recommender: `python -m experiments.train [overrides]`.
 
-Returns valid NDCG@10 (full ranking) so Hydra sweepers can optimise it.
+Returns valid NDCG@10 (full ranking) so Hydra sweepers can optimise it. Bad input ends with one line
+and exit code 2 (`RECATTN_DEBUG=1` shows the traceback); Ctrl-C / SIGTERM say how to resume.
 """
 
-import sys
+import logging
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from recattn_jax.cli import hydra_entry, run_entry
 from recattn_jax.config import register_configs, to_config
-from recattn_jax.errors import RecattnError
+from recattn_jax.config_checks import check_config
 from recattn_jax.train.logs import print_config
 from recattn_jax.train.loop import format_metrics, train_and_evaluate
+from recattn_jax.train.run_dir import resume_hint
 from recattn_jax.train.run_state import RunStopped
 
 register_configs()
@@ -20,23 +24,25 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    try:
+    workdir = Path(HydraConfig.get().runtime.output_dir)
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"
+
+    def train():
         config = to_config(cfg)
+        check_config(config)  # before the config is printed: a bad value is the last line, alone
         print_config(config)
-        results = train_and_evaluate(config, HydraConfig.get().runtime.output_dir)
-    except RecattnError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return train_and_evaluate(config, workdir)
+
+    try:
+        results = run_entry(train, on_interrupt=lambda: resume_hint(workdir))
     except RunStopped as e:
         print(e)
         return float("nan")
     print(format_metrics(results))
-    print(
-        f"{results['epochs']} epochs, {results['seconds_per_epoch']:.2f} s/epoch; results in "
-        f"{HydraConfig.get().runtime.output_dir}/results.json"
-    )
+    print(f"{results['epochs']} epochs, {results['seconds_per_epoch']:.2f} s/epoch; results in {workdir}/results.json")
     return results["valid"]["full"]["NDCG@10"]
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

@@ -14,3 +14,19 @@ class DataError(RecattnError):
 
 class ConfigError(RecattnError):
     """A configuration value is impossible; the message names the key."""
+
+
+class TrainingDiverged(RecattnError):
+    """The loss or the parameters became NaN or infinite; nothing of the run is reported or kept as best."""
+
+
+class CheckpointError(RecattnError):
+    """A checkpoint on disk is truncated, corrupt or incomplete, or does not fit the model."""
+
+
+def cut(token: object, limit: int = 60) -> str:
+    """`repr(token)`, shortened to about `limit` characters for error messages (a bad 5 MB field stays short)."""
+    text = repr(token)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 5]}...' ({len(str(token)):,} characters)"

@@ -47,6 +47,7 @@ def build_sequences(
         "interactions_read": len(users),
         "users_read": int(pd.unique(users).size),
         "items_read": int(pd.unique(items).size),
+        "duplicate_events": int(interactions.duplicates),  # kept; the readers warn about them
     }
     keep = _k_core(users, items, min_user_interactions, min_item_interactions)
     report["dropped_by_k_core"] = {

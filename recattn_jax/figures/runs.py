@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -61,6 +62,7 @@ class Runs:
         key = tuple(overrides)
         if key not in self.done:
             workdir = self.root / str(len(self.done))
+            shutil.rmtree(workdir, ignore_errors=True)  # scratch runs of an earlier call: a fresh run never mixes
             config = compose_config(list(overrides))
             results = train_and_evaluate(config, workdir)
             (workdir / "overrides.json").write_text(json.dumps(list(overrides)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,12 @@ def read_overrides(run_dir: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     out = {}
-    for item in yaml.safe_load(path.read_text()) or []:
+    try:
+        items = yaml.safe_load(path.read_text()) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        print(f"warning: {path}: unreadable ({type(e).__name__}); its overrides are left out", file=sys.stderr)
+        return {}
+    for item in items if isinstance(items, list) else []:
         key, _, value = str(item).partition("=")
         out[key.lstrip("+~")] = value
     return out
@@ -43,7 +49,13 @@ def run_row(sweep_dir: Path, run_dir: Path) -> dict:
     results_file = run_dir / "results.json"
     if not results_file.exists():
         return {**row, "status": "no results.json (failed, stopped or running)"}
-    results = json.loads(results_file.read_text())
+    try:
+        results = json.loads(results_file.read_text())
+        if not isinstance(results, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # a run killed while writing it, a damaged disk
+        print(f"warning: {results_file}: unreadable ({e}); left out of the summary", file=sys.stderr, flush=True)
+        return {**row, "status": f"unreadable results.json ({type(e).__name__})"}
     for split in ("valid", "test"):
         for protocol, metrics in results.get(split, {}).items():
             row |= {f"{split}_{protocol}_{name}": value for name, value in metrics.items()}

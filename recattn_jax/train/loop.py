@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from recattn_jax.config import Config, TrainConfig, to_dict
+from recattn_jax.config_checks import check_backend, check_config, check_negatives_fit
 from recattn_jax.data.batches import next_item_arrays, sequence_rows, target_positions
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
@@ -29,9 +30,18 @@ from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement, make_mesh
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
 from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
+from recattn_jax.train.divergence import FiniteCheck, check_losses, check_metrics
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
 from recattn_jax.train.losses import PACKED_LOSSES, next_item_loss
-from recattn_jax.train.run_state import RunPosition, RunStopped, check_resumable
+from recattn_jax.train.run_dir import (
+    check_same_data,
+    check_shared_run_dir,
+    data_fingerprint,
+    prepare_run_dir,
+    with_resolved_paths,
+    write_atomic,
+)
+from recattn_jax.train.run_state import RunPosition, RunStopped
 
 SELECTION_METRIC = "NDCG@10"
 
@@ -149,25 +159,6 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
     return state, losses
 
 
-def _check_config(config: Config) -> None:
-    for key, value in (
-        ("train.epochs", config.train.epochs),
-        ("train.batch_size", config.train.batch_size),
-        ("train.eval_every", config.train.eval_every),
-        ("model.max_len", config.model.max_len),
-        ("eval.batch_size", config.eval.batch_size),
-        ("train.log_every_steps", config.train.log_every_steps),
-    ):
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be at least 1")
-    for key, value in (
-        ("train.ckpt_every_steps", config.train.ckpt_every_steps),
-        ("train.stop_after_steps", config.train.stop_after_steps),
-    ):
-        if value is not None and value < 0:
-            raise ConfigError(f"{key}={value} must be at least 0")
-
-
 def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     """Train with early stopping on valid NDCG@10, then report valid and test metrics of the best state.
 
@@ -175,16 +166,15 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     `train.resume=true`) into `workdir` and returns the results. Raises `RunStopped` at
     `train.stop_after_steps`.
     """
-    _check_config(config)
+    check_config(config)  # every value, before any data is read or any file written
     initialize_distributed(config.distributed)  # multi-process runs: before the first JAX computation
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if config.train.resume:
-        check_resumable(config, workdir)
-    if is_primary():  # only process 0 writes files; orbax checkpoints are written collectively
-        OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
+    check_backend(config.kernel.backend)
+    config, workdir = with_resolved_paths(config), Path(workdir)
+    prepare_run_dir(config, workdir)  # a fresh run never mixes into a used directory; resume needs a run
+    check_shared_run_dir(workdir)
 
     split = load_split(config.data)
+    check_negatives_fit(config, split)
     max_len = config.model.max_len
     layout = ParallelLayout.from_config(config, split.data.num_items)
     # several processes: each pads only its own rows of every batch and keeps only its part of the eval users
@@ -198,6 +188,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         config, split.data.num_items, features, user_features, split.data.num_event_types
     )
     evaluator = Evaluator(model_graphdef, config.eval, layout)
+    finite_check = FiniteCheck(graphdef, split, max_len, config.train.lr)
+    check_same_data(config, workdir, data_fingerprint(split.data.sequences), write=is_primary())
+    if is_primary():  # only process 0 writes files, and only once the inputs have been read without error
+        OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
     checkpoint = BestCheckpoint(workdir / "checkpoints")
     latest = LatestCheckpoint(workdir / "latest")
     pos, resumed_from = RunPosition(), None
@@ -205,6 +199,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         state, saved = restored
         pos = RunPosition.from_json(saved)
         resumed_from = pos.step
+    elif config.train.resume:
+        print(f"train.resume=true: no checkpoint in {workdir / 'latest'} yet; starting from step 0", flush=True)
     commit = git_commit()
     # process 0 logs into the run directory, any other process into a subfolder of its own
     log_dir = workdir if is_primary() else workdir / f"process_{jax.process_index()}"
@@ -263,11 +259,14 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
             state, losses = run_epoch(train_step, state, arrays, config, pos.epoch, n, on_step, start=pos.epoch_step)
             if not losses:
                 raise RuntimeError(f"epoch {pos.epoch} has no batch after step {pos.epoch_step}")
-            pos.epoch_losses += [float(x) for x in jax.device_get(losses)]
+            losses = [float(x) for x in jax.device_get(losses)]
+            check_losses(losses, pos.step, pos.epoch, config.train.lr)  # on the host already: no extra sync
+            pos.epoch_losses += losses
             pos.train_seconds += time.perf_counter() - started
             pos.step += len(losses)
             pos.epoch_step += len(losses)
             if every and pos.step % every == 0:
+                finite_check(state, pos.step, pos.epoch)
                 latest.save(pos.step, state, pos.to_json())
         if stop_at is not None and pos.step >= stop_at and pos.step < total_steps:
             bar.close()
@@ -276,15 +275,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         pos.in_epoch = False
         epoch, step = pos.epoch, pos.step
         epoch_loss = float(np.mean(np.asarray(pos.epoch_losses, np.float32)))
-        if not math.isfinite(epoch_loss):
-            bar.close()
-            log.close()
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch} (mean loss {epoch_loss}); "
-                f"the best checkpoint so far is kept in {workdir / 'checkpoints'}"
-            )
         if epoch % config.train.eval_every == 0 or step >= total_steps:
+            finite_check(state, step, epoch)  # a NaN model's metrics read 1.0
             valid = evaluate(state, "valid")
+            check_metrics(valid, "valid", step, epoch, config.train.lr)
             score = valid["full"][SELECTION_METRIC]
             pos.history.append(
                 {"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score}
@@ -325,7 +319,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     log.write({"kind": "end", "step": pos.step, "best_step": best_step, **flat_metrics("test", results["test"])})
     log.close()
     if is_primary():
-        (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        write_atomic(workdir / "results.json", json.dumps(results, indent=2, default=str))
     return results
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from recattn_jax.config import Config, to_config, to_dict
-from recattn_jax.errors import ConfigError
+from recattn_jax.errors import ConfigError, RecattnError
 
 # keys that may differ between an interrupted run and its resumption
 RESUME_FREE_KEYS = ("resume", "stop_after_steps", "progress", "tensorboard", "epochs", "max_steps")
@@ -62,7 +62,18 @@ def check_resumable(config: Config, workdir: Path) -> None:
     saved_file = workdir / "config.yaml"
     if not saved_file.exists():
         return
-    saved = to_dict(to_config(OmegaConf.load(saved_file)))
+    from recattn_jax.train.run_dir import with_resolved_paths  # run_dir imports this module
+
+    try:
+        saved_config = to_config(OmegaConf.load(saved_file))
+    except Exception as e:  # a cut or hand-edited file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"train.resume=true: {saved_file} cannot be read ({reason[:200]})") from e
+    try:
+        saved_config = with_resolved_paths(saved_config)  # runs saved before paths were stored resolved
+    except RecattnError:
+        pass  # the saved path no longer exists: the comparison below names it
+    saved = to_dict(saved_config)
     current = to_dict(config)
     for key in RESUME_FREE_KEYS:
         saved["train"].pop(key, None)

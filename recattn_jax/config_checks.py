@@ -1,0 +1,167 @@
+"""Every config value checked before any data is read or any file written: one `ConfigError` naming the key.
+
+`check_config` runs first in `train_and_evaluate`; a value that passes here can still be refused later
+only where it depends on the data (e.g. more negatives than a user has unseen items).
+"""
+
+from __future__ import annotations
+
+import math
+
+from recattn_jax.config import Config
+from recattn_jax.errors import ConfigError
+
+SELECTION_K = 10  # model selection and early stopping use valid full-ranking NDCG@10
+OPTIMIZERS = ("adam", "adamw")
+LAYER_NORMS = ("sasrec", "pre")
+DATA_SOURCES = ("synthetic", "sasrec_txt", "csv")
+
+
+def check_config(config: Config) -> None:
+    """Raise a one-line ConfigError for the first impossible value of `config`."""
+    _check_ranges(config)
+    _check_choices(config)
+    _check_backend_name(config.kernel.backend)
+
+
+def _at_least(key: str, value, low, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}={value!r} must be an integer")
+    if value < low:
+        raise ConfigError(f"{key}={value} must be at least {low}")
+
+
+def _real(key: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> None:
+    """`value` finite and within [low, high] (open at an end when asked)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} must be a finite number")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ConfigError(f"{key}={value} must lie in {interval}")
+
+
+def _check_ranges(config: Config) -> None:
+    m, t, e = config.model, config.train, config.eval
+    for key, value in (
+        ("model.max_len", m.max_len),
+        ("model.hidden", m.hidden),
+        ("model.blocks", m.blocks),
+        ("model.heads", m.heads),
+        ("model.candidate_chunk", m.candidate_chunk),
+        ("model.train_negatives", m.train_negatives),
+        ("train.epochs", t.epochs),
+        ("train.batch_size", t.batch_size),
+        ("train.eval_every", t.eval_every),
+        ("train.log_every_steps", t.log_every_steps),
+        ("eval.batch_size", e.batch_size),
+        ("mesh.model", config.mesh.model),
+    ):
+        _at_least(key, value, 1)
+    _at_least("train.max_steps", t.max_steps, 1, optional=True)
+    _at_least("mesh.data", config.mesh.data, 1, optional=True)
+    for key, value in (
+        ("seed", config.seed),  # numpy's generators take no negative seed
+        ("eval.seed", e.seed),
+        ("data.synthetic.seed", config.data.synthetic.seed),
+        ("train.patience", t.patience),
+        ("train.ckpt_every_steps", t.ckpt_every_steps),
+        ("data.min_user_interactions", config.data.min_user_interactions),
+        ("data.min_item_interactions", config.data.min_item_interactions),
+    ):
+        _at_least(key, value, 0)
+    _at_least("train.stop_after_steps", t.stop_after_steps, 0, optional=True)
+    _at_least("eval.item_chunk", e.item_chunk, 0, optional=True)
+    if m.hidden % m.heads:
+        raise ConfigError(f"model.hidden={m.hidden} is not divisible by model.heads={m.heads}")
+    _real("model.dropout", m.dropout, 0.0, 1.0, high_open=True)
+    if m.name == "bert4rec":
+        _real("model.mask_prob", m.mask_prob, 0.0, 1.0, low_open=True, high_open=True)
+    _real("train.lr", t.lr, 0.0, math.inf, low_open=True, high_open=True)
+    _real("train.beta1", t.beta1, 0.0, 1.0, high_open=True)
+    _real("train.beta2", t.beta2, 0.0, 1.0, high_open=True)
+    _real("train.weight_decay", t.weight_decay, 0.0, math.inf, high_open=True)
+    _real("loss.gbce_t", config.loss.gbce_t, 0.0, 1.0)
+    if config.loss.name != "ce":  # full CE samples no negative
+        _at_least("loss.num_negatives", config.loss.num_negatives, 1)
+    if not e.ks:
+        raise ConfigError(f"eval.ks is empty; it must include {SELECTION_K} (model selection uses NDCG@{SELECTION_K})")
+    for k in e.ks:
+        _at_least("eval.ks", k, 1)
+    if SELECTION_K not in e.ks:
+        raise ConfigError(
+            f"eval.ks={list(e.ks)} must include {SELECTION_K}: model selection and early stopping use "
+            f"valid NDCG@{SELECTION_K}"
+        )
+    if e.sampled:
+        if e.num_negatives < 1:
+            raise ConfigError(
+                f"eval.num_negatives={e.num_negatives} must be at least 1 (with no negative every sampled "
+                "metric is 1.0); set eval.sampled=false to skip the sampled protocol"
+            )
+    d = config.distributed
+    _at_least("distributed.num_processes", d.num_processes, 1, optional=True)
+    _at_least("distributed.process_id", d.process_id, 0, optional=True)
+    if d.num_processes is not None and d.process_id is not None and d.process_id >= d.num_processes:
+        raise ConfigError(
+            f"distributed.process_id={d.process_id} must be below distributed.num_processes={d.num_processes}"
+        )
+
+
+def _check_choices(config: Config) -> None:
+    from recattn_jax.features.load import ITEM_FEATURES
+    from recattn_jax.models import MODELS
+    from recattn_jax.train.losses import LOSSES
+
+    for key, value, choices in (
+        ("data.name", config.data.name, DATA_SOURCES),
+        ("model.name", config.model.name, tuple(sorted(MODELS))),
+        ("model.layer_norm", config.model.layer_norm, LAYER_NORMS),
+        ("model.item_features", config.model.item_features, ITEM_FEATURES),
+        ("loss.name", config.loss.name, LOSSES),
+        ("train.optimizer", config.train.optimizer, OPTIMIZERS),
+    ):
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r}; choose one of {list(choices)}")
+    if config.data.name != "synthetic" and not config.data.path:
+        raise ConfigError(f"data={config.data.name} needs data.path=FILE")
+
+
+def _check_backend_name(backend: str) -> None:
+    from kernels.dispatch import parse_backend
+
+    try:
+        parse_backend(backend)
+    except ValueError as e:
+        raise ConfigError(f"kernel.backend={backend!r}: {e}") from None
+
+
+def check_backend(backend: str) -> None:
+    """The attention backend can run on this machine (`triton` needs a CUDA GPU). It asks JAX for its
+    platform, so call it after `jax.distributed.initialize` (which must come before any JAX backend use)."""
+    from kernels.dispatch import resolve_backend
+
+    try:
+        resolve_backend(backend)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"kernel.backend={backend!r}: {e}") from None
+
+
+def check_negatives_fit(config: Config, split) -> None:
+    """The sampled protocol's negatives fit every eval user's unseen items; the error names the user's id."""
+    if not config.eval.sampled:
+        return
+    import numpy as np
+
+    num_items, wanted = split.data.num_items, config.eval.num_negatives
+    unseen = np.asarray([num_items - len(np.unique(split.data.sequences[u])) for u in split.eval_users])
+    if len(unseen) and unseen.min() < wanted:
+        row = int(np.argmin(unseen))
+        user = split.data.user_ids[split.eval_users[row]]
+        raise ConfigError(
+            f"eval.num_negatives={wanted} is more than user {user} can have ({unseen[row]} unseen items of "
+            f"{num_items}); lower eval.num_negatives or set eval.sampled=false"
+        )
