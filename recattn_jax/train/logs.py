@@ -107,8 +107,13 @@ class RunLog:
     def train(self, *, step: int, epoch: int, loss: float, lr: float, seconds: float) -> None:
         self.write({"kind": "train", "step": step, "epoch": epoch, "loss": loss, "lr": lr, "seconds": seconds})
 
-    def eval(self, *, step: int, epoch: int, loss: float, seconds: float, valid: dict) -> None:
+    def eval(
+        self, *, step: int, epoch: int, loss: float, seconds: float, valid: dict, eval_seconds: float | None = None
+    ) -> None:
+        """`seconds`: training time so far; `eval_seconds`: the wall time of this validation pass."""
         record = {"kind": "eval", "step": step, "epoch": epoch, "loss": loss, "seconds": seconds}
+        if eval_seconds is not None:
+            record["eval_seconds"] = round(eval_seconds, 3)
         self.write({**record, **flat_metrics("valid", valid)})
         self.file.flush()
 

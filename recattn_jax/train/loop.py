@@ -277,13 +277,22 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         epoch_loss = float(np.mean(np.asarray(pos.epoch_losses, np.float32)))
         if epoch % config.train.eval_every == 0 or step >= total_steps:
             finite_check(state, step, epoch)  # a NaN model's metrics read 1.0
+            eval_started = time.perf_counter()
             valid = evaluate(state, "valid")
+            eval_seconds = time.perf_counter() - eval_started
             check_metrics(valid, "valid", step, epoch, config.train.lr)
             score = valid["full"][SELECTION_METRIC]
             pos.history.append(
                 {"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score}
             )
-            log.eval(step=step, epoch=epoch, loss=epoch_loss, seconds=pos.train_seconds, valid=valid)
+            log.eval(
+                step=step,
+                epoch=epoch,
+                loss=epoch_loss,
+                seconds=pos.train_seconds,
+                valid=valid,
+                eval_seconds=eval_seconds,
+            )
             bar.write(f"epoch {epoch}: loss {epoch_loss:.4f}  valid full {SELECTION_METRIC} {score:.4f}")
             if score > pos.best_or_minus_inf():
                 pos.best, pos.bad_evals = score, 0

@@ -37,7 +37,7 @@ BAD_VALUES = [
         "kernel",
         "backend",
         "fast",
-        "kernel.backend='fast': unknown attention backend 'fast'; choose one of: auto, reference, triton, interpret",
+        "kernel.backend='fast': unknown attention backend 'fast'; choose one of: auto, reference, xla, triton, interpret",
     ),
 ]
 
