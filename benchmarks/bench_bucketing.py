@@ -30,7 +30,8 @@ from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.bucketing import padded_fraction
 from recattn_jax.data.load import load_split
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
-from recattn_jax.train.loop import build_training, run_epoch
+from recattn_jax.train.epoch import run_epoch
+from recattn_jax.train.step import build_training
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Usage (CPU, recommender size): python benchmarks/bench_linear_ce.py --out lce_cpu.csv
 Usage (GPU): python benchmarks/bench_linear_ce.py --out lce_gpu.csv   (I in {3.4k, 50k, 1M}, fp32 and bf16)
 CPU smoke test: python benchmarks/bench_linear_ce.py --backend interpret --check-only
-Impls: `xla` = einsum logits [P, I] + logsumexp (recattn_jax.train.losses.full_cross_entropy per position),
+Impls: `xla` = einsum logits [P, I] + logsumexp (recattn_jax.losses.full_cross_entropy per position),
 `reference_K` = the scan reference at chunk K, `triton` = the fused kernels (GPU only). Modes: fwd and
 fwd+bwd (jit of value_and_grad w.r.t. hidden and table). Time: median (and min) of --repeats after
 compile and warm-up, the impls interleaved round by round (a shared machine slows them alike).

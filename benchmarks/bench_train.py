@@ -26,7 +26,8 @@ from recattn_jax.config import register_configs, to_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import DataError
-from recattn_jax.train.loop import build_training, run_epoch
+from recattn_jax.train.epoch import run_epoch
+from recattn_jax.train.step import build_training
 
 
 def reference_config(loss: str, data: str, backend: str):

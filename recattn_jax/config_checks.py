@@ -113,8 +113,8 @@ def _check_ranges(config: Config) -> None:
 
 def _check_choices(config: Config) -> None:
     from recattn_jax.features.load import ITEM_FEATURES
+    from recattn_jax.losses import LOSSES
     from recattn_jax.models import MODELS
-    from recattn_jax.train.losses import LOSSES
 
     for key, value, choices in (
         ("data.name", config.data.name, DATA_SOURCES),

@@ -34,6 +34,7 @@ def quick_figures(out_dir, *args):
     )
 
 
+@pytest.mark.slow  # a minute of training runs: run with -m slow before landing changes to figures
 def test_quick_figures_all_exist(tmp_path):
     """Every figure and table; the comparison trains only SASRec here (all models: the slow test below)."""
     proc = quick_figures(tmp_path, "models=sasrec")

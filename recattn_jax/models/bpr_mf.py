@@ -18,8 +18,8 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from recattn_jax.layers.embeddings import ItemTable
+from recattn_jax.losses import masked_mean, sample_negatives
 from recattn_jax.models import item_table, register_model
-from recattn_jax.train.losses import sample_negatives
 
 
 class BprMF(nnx.Module):
@@ -56,7 +56,7 @@ class BprMF(nnx.Module):
         neg = jnp.einsum("bld,blkd->blk", user, table[negatives])
         nll = -jnp.mean(jax.nn.log_sigmoid(pos[..., None] - neg), axis=-1)
         mask = targets != 0
-        return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+        return masked_mean(nll, mask)
 
 
 @register_model("bpr_mf", item_features=True, user_features=True)

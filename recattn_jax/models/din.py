@@ -26,8 +26,8 @@ from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import left_padded_bounds
 from recattn_jax.layers.target_attention import TargetAttention
+from recattn_jax.losses import masked_mean, sample_negatives
 from recattn_jax.models import item_embedding, register_model
-from recattn_jax.train.losses import sample_negatives
 
 
 class ScoreMLP(nnx.Module):
@@ -120,7 +120,7 @@ class DIN(nnx.Module):
         logits = jnp.moveaxis(self.scorer(interest, cand).reshape(c, b, length), 0, -1)  # [B, L, 1+K]
         nll = jax.nn.logsumexp(logits, axis=-1) - logits[..., 0]
         mask = targets != 0
-        return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+        return masked_mean(nll, mask)
 
 
 @register_model("din", item_features=True, user_features=True, events=True)

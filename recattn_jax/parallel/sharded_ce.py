@@ -14,8 +14,8 @@ from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int
 
 from recattn_jax.config import LossConfig
+from recattn_jax.losses import next_item_loss
 from recattn_jax.parallel.mesh import ParallelLayout
-from recattn_jax.train.losses import next_item_loss
 
 
 def _local_nll(hidden, table, targets, num_items: int):

@@ -5,34 +5,27 @@ from __future__ import annotations
 import json
 import math
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
-import optax
 from flax import nnx
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from recattn_jax.config import Config, TrainConfig, to_dict
+from recattn_jax.config import Config, to_dict
 from recattn_jax.config_checks import check_backend, check_config, check_negatives_fit
-from recattn_jax.data.batches import next_item_arrays, sequence_rows, target_positions
-from recattn_jax.data.bucketing import training_batches
+from recattn_jax.data.batches import next_item_arrays, sequence_rows
 from recattn_jax.data.load import load_split
-from recattn_jax.errors import ConfigError
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
 from recattn_jax.features.load import load_item_features, load_user_features
-from recattn_jax.models import build_model
-from recattn_jax.models.scoring import event_kwargs
 from recattn_jax.parallel.distributed import initialize as initialize_distributed
 from recattn_jax.parallel.distributed import is_primary
-from recattn_jax.parallel.mesh import ParallelLayout, batch_placement, make_mesh
-from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
+from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.train.checkpoint import BestCheckpoint, LatestCheckpoint
 from recattn_jax.train.divergence import FiniteCheck, check_losses, check_metrics
+from recattn_jax.train.epoch import run_epoch
 from recattn_jax.train.logs import RunLog, flat_metrics, git_commit
-from recattn_jax.train.losses import PACKED_LOSSES, next_item_loss
 from recattn_jax.train.run_dir import (
     check_same_data,
     check_shared_run_dir,
@@ -42,121 +35,9 @@ from recattn_jax.train.run_dir import (
     write_atomic,
 )
 from recattn_jax.train.run_state import RunPosition, RunStopped
+from recattn_jax.train.step import build_training
 
 SELECTION_METRIC = "NDCG@10"
-
-
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    if config.optimizer == "adam":
-        return optax.adam(config.lr, b1=config.beta1, b2=config.beta2)
-    if config.optimizer == "adamw":
-        return optax.adamw(config.lr, b1=config.beta1, b2=config.beta2, weight_decay=config.weight_decay)
-    raise ConfigError(f"train.optimizer={config.optimizer!r}; choose one of ['adam', 'adamw']")
-
-
-def make_train_step(graphdef: nnx.GraphDef, loss_fn):
-    """A pure, jitted step over the (model, optimizer) state; the old state's buffers are donated.
-
-    `loss_weight` (a scalar, or None for 1) scales the loss the gradient is taken of; the reported loss is
-    the unscaled one. Bucketed epochs pass the batch's share of the positions (see `run_epoch`)."""
-
-    @partial(jax.jit, donate_argnums=0)
-    def train_step(state, batch, rng, loss_weight=None):
-        model, optimizer = nnx.merge(graphdef, state)
-        rng = jax.random.fold_in(rng, optimizer.step[...])  # a fresh, reproducible key per step
-        dropout_rng, loss_rng = jax.random.split(rng)
-
-        def loss_of(model):
-            if hasattr(model, "train_loss"):  # a model with its own objective (masked items, pairs, ...)
-                return model.train_loss(batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
-            events = event_kwargs(batch.get("events"))  # present only when the data has an event column
-            hidden = model.encode(batch["inputs"], **events, rngs=nnx.Rngs(dropout=dropout_rng))
-            packed = {"positions": batch["positions"]} if "positions" in batch else {}  # see run_epoch
-            return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng, **packed)
-
-        def weighted_loss(model):
-            loss = loss_of(model)
-            return (loss if loss_weight is None else loss * loss_weight), loss
-
-        (_, loss), grads = nnx.value_and_grad(weighted_loss, has_aux=True)(model)
-        optimizer.update(model, grads)
-        return nnx.state((model, optimizer)), {"loss": loss}
-
-    return train_step
-
-
-def build_training(config: Config, num_items: int, features=None, user_features=None, num_event_types: int = 0):
-    """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
-
-    `features` / `user_features`: side features of items / users (recattn_jax.features);
-    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none."""
-    init_key = jax.random.split(jax.random.key(config.seed))[0]
-    model = build_model(
-        config.model,
-        num_items,
-        backend=config.kernel.backend,
-        rngs=nnx.Rngs(init_key),
-        features=features,
-        user_features=user_features,
-        num_event_types=num_event_types,
-    )
-    loss_fn = next_item_loss(
-        config.loss.name,
-        config.loss.num_negatives,
-        gbce_t=config.loss.gbce_t,
-        logq_correction=config.loss.logq_correction,
-    )
-    layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
-    if layout is not None:
-        # a model with its own loss (bert4rec, bpr_mf, din, pop, user features) runs it under jit on the
-        # mesh: GSPMD adds the collectives its lookups into row-sharded tables need; its negatives are
-        # drawn from 1..I (model.num_items), never from the pad rows
-        layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
-        loss_fn = sharded_next_item_loss(config.loss, layout)
-    optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, optimizer))
-    if layout is not None:
-        state = layout.place_state(state)  # item rows sharded over `model`, the rest replicated
-    train_step = make_train_step(graphdef, loss_fn)
-    return graphdef, state, train_step, nnx.graphdef(model)
-
-
-def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: int, on_step=None, start: int = 0):
-    """One shuffled pass over the rows (at most `max_steps` steps, from batch `start`); returns the state and
-    per-step losses.
-
-    With `train.bucketing`, a batch of short rows has far fewer positions than an average batch, and a
-    per-batch mean loss would give each of its positions (so short histories) a larger weight than
-    without bucketing. Each bucketed batch's loss is therefore scaled by its positions over the mean
-    positions per batch of the epoch: every position weighs as it does, on average, without bucketing."""
-    train_key = jax.random.split(jax.random.key(config.seed))[1]
-    losses = []
-    # this process's rows of each global batch, sharded over the mesh's `data` axis; identities on one device
-    own_rows, place = batch_placement(config)
-    rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
-    batches = training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing)
-    # one device, a loss that is a mean over positions (the mesh's sharded CE keeps the [B, L] layout)
-    pack = config.loss.name in PACKED_LOSSES and make_mesh(config.mesh).size == 1 and jax.process_count() == 1
-    if config.train.bucketing:  # positions with a target, per row (global: every process computes the same)
-        lengths = arrays.lengths
-        mean_positions = config.train.batch_size * float(np.mean(lengths)) if len(lengths) else 1.0
-    for i, (idx, length) in enumerate(batches):  # length < max_len: a bucket of short rows, cut to its newest
-        if i < start:
-            continue  # resuming mid-epoch: these batches were trained on before the interruption
-        if len(losses) >= max_steps:
-            break
-        batch = arrays.batch(own_rows(idx), length)  # reads only this process's rows (and their events)
-        if pack:  # score only the positions with a target; a few padded lengths, so a few compiles
-            batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
-        batch = place(batch)
-        weight = None
-        if config.train.bucketing:
-            weight = np.float32(lengths[idx[idx >= 0]].sum() / mean_positions)
-        state, metrics = train_step(state, batch, train_key, weight)
-        losses.append(metrics["loss"])
-        if on_step is not None:
-            on_step(losses)
-    return state, losses
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> dict:

@@ -7,9 +7,10 @@ from flax import nnx
 from recattn_jax.data.batches import next_item_arrays, take_rows
 from recattn_jax.data.bucketing import bucket_lengths, padded_fraction, row_lengths, training_batches
 from recattn_jax.data.load import load_split
+from recattn_jax.losses import full_cross_entropy
 from recattn_jax.models import build_model
-from recattn_jax.train.loop import build_training, run_epoch
-from recattn_jax.train.losses import full_cross_entropy
+from recattn_jax.train.epoch import run_epoch
+from recattn_jax.train.step import build_training
 
 
 def arrays_of(config):

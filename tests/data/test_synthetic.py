@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from recattn_jax.data.synthetic import SyntheticSpec, generate_synthetic
 
@@ -159,7 +160,7 @@ def test_spec_validation(field, value):
         generate_synthetic(dataclasses.replace(SyntheticSpec(), **{field: value}))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     num_users=st.integers(1, 40),
     num_items=st.integers(2, 60),

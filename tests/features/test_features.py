@@ -13,10 +13,10 @@ from recattn_jax.config import ModelConfig, to_config
 from recattn_jax.errors import ConfigError
 from recattn_jax.features.item_features import build_item_features
 from recattn_jax.features.text import TOKEN_PATTERN, bag_of_words, tfidf
+from recattn_jax.losses import next_item_loss
 from recattn_jax.models import build_model
 from recattn_jax.models.scoring import score_all, score_items
 from recattn_jax.train.loop import train_and_evaluate
-from recattn_jax.train.losses import next_item_loss
 
 CORPUS = ["toy story animation comedy", "jumanji adventure fantasy", "grumpier old men comedy romance", "", "toy toy"]
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 from kernel_cases import PADDINGS, bounds, needs_interpreter, rel_err
 
 import kernels
@@ -75,7 +76,7 @@ def attention_cases(draw):
     return q, k, v, start, end, w, causal
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(attention_cases())
 @pytest.mark.slow  # the Hypothesis sweep; the bf16 cases below keep the interpreter in the fast tier
 def test_interpret_matches_reference_fp32(case):

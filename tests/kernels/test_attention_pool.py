@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 from kernel_cases import PADDINGS, bounds, needs_interpreter, rel_err
 
 import kernels
@@ -49,7 +50,7 @@ def _compare(args, fwd_tol, grad_tol, backend="interpret"):
         assert rel_err(got, want) <= grad_tol, name
 
 
-@settings(max_examples=12)
+@settings(max_examples=examples(12))
 @given(
     b=st.integers(1, 4),
     s=st.sampled_from((1, 7, 16, 50, 200)),

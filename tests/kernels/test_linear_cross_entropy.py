@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 from kernel_cases import needs_interpreter, rel_err
 
 import kernels
 
 
 def plain_cross_entropy(hidden, table, targets, valid):
-    """The CE of recattn_jax.train.losses.full_cross_entropy, per position, on [P, I] logits at HIGHEST."""
+    """The CE of recattn_jax.losses.full_cross_entropy, per position, on [P, I] logits at HIGHEST."""
     with jax.default_matmul_precision("highest"):
         logits = jnp.einsum("pd,id->pi", hidden.astype(jnp.float32), table.astype(jnp.float32))
     logits = logits.at[:, 0].set(-jnp.inf)  # padding is not an item
@@ -83,7 +84,7 @@ def test_reference_matches_plain_ce_fp32(p, d, i, chunk):
     _compare(got, want, fwd_tol=1e-5, grad_tol=1e-5)
 
 
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(
     p=st.integers(1, 80),
     d=st.sampled_from((4, 16, 50, 64)),
@@ -131,7 +132,7 @@ def test_padding_row_gets_no_gradient_and_all_masked_gives_zeros():
 
 
 def test_valid_defaults_to_all_and_matches_full_cross_entropy_loss():
-    from recattn_jax.train.losses import full_cross_entropy
+    from recattn_jax.losses import full_cross_entropy
 
     hidden, table, targets, _, _ = _inputs(7, 48, 16, 70, jnp.float32)
     nll = kernels.linear_cross_entropy(hidden, table, targets, chunk=32)
@@ -241,7 +242,7 @@ def _compare_backends(args, backend, fwd_tol, grad_tol):
     return got
 
 
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(
     p=st.integers(1, 70),
     d=st.sampled_from((8, 16, 50, 64)),

@@ -16,7 +16,7 @@ from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
 from recattn_jax.models import MODELS
 from recattn_jax.models.scoring import score_all, score_items
-from recattn_jax.train.loop import build_training
+from recattn_jax.train.step import build_training
 
 
 def _arrays(state) -> list[np.ndarray]:

@@ -12,7 +12,9 @@ from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
 from recattn_jax.models import MODELS, build_model
 from recattn_jax.models.scoring import score_all, score_items
-from recattn_jax.train.loop import build_training, run_epoch, train_and_evaluate
+from recattn_jax.train.epoch import run_epoch
+from recattn_jax.train.loop import train_and_evaluate
+from recattn_jax.train.step import build_training
 
 FAMILY = ["attn_pool", "din", "bert4rec", "lstm", "gru4rec", "pop", "bpr_mf"]
 

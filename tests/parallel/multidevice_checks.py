@@ -20,11 +20,13 @@ from recattn_jax.config import MeshConfig, to_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
 from recattn_jax.eval.ranking import full_ranks
+from recattn_jax.losses import full_cross_entropy
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement, make_mesh
 from recattn_jax.parallel.sharded_ce import sharded_cross_entropy
 from recattn_jax.parallel.topk import chunked_ranks, chunked_topk, full_topk, sharded_ranks, sharded_topk
-from recattn_jax.train.loop import build_training, run_epoch, train_and_evaluate
-from recattn_jax.train.losses import full_cross_entropy
+from recattn_jax.train.epoch import run_epoch
+from recattn_jax.train.loop import train_and_evaluate
+from recattn_jax.train.step import build_training
 from tests.tiny_configs import TINY
 
 NUM_ITEMS = 50  # 51 rows: not a multiple of the model axis, so mesh padding is exercised

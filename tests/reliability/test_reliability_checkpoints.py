@@ -14,7 +14,7 @@ from recattn_jax.errors import CheckpointError
 from recattn_jax.recommend import load_run
 from recattn_jax.sweep.aggregate import aggregate_sweep
 from recattn_jax.train.checkpoint import LatestCheckpoint
-from recattn_jax.train.loop import build_training
+from recattn_jax.train.step import build_training
 
 
 def damage(step_dir, how):

@@ -37,7 +37,8 @@ BAD_VALUES = [
         "kernel",
         "backend",
         "fast",
-        "kernel.backend='fast': unknown attention backend 'fast'; choose one of: auto, reference, xla, triton, interpret",
+        "kernel.backend='fast': unknown attention backend 'fast'; choose one of: "
+        "auto, reference, xla, triton, interpret",
     ),
 ]
 

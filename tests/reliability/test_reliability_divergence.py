@@ -57,7 +57,7 @@ def test_finite_parameters_with_overflowing_scores_are_caught():
     from recattn_jax.config import to_config
     from recattn_jax.data.load import load_split
     from recattn_jax.train.divergence import FiniteCheck
-    from recattn_jax.train.loop import build_training
+    from recattn_jax.train.step import build_training
 
     config = to_config(TINY)
     split = load_split(config.data)

@@ -6,8 +6,8 @@ import pytest
 from flax import nnx
 
 from recattn_jax.config import to_config
+from recattn_jax.losses import next_item_loss
 from recattn_jax.models import build_model
-from recattn_jax.train.losses import next_item_loss
 
 pytest.importorskip("torch", reason="Triton's interpreter needs torch CPU tensors: pip install -e '.[test]'")
 pytest.importorskip("triton", reason="the interpret backend runs the Triton kernels: pip install -e '.[test]'")

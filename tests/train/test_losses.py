@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recattn_jax.errors import ConfigError
-from recattn_jax.train.losses import binary_cross_entropy, full_cross_entropy, next_item_loss, sample_negatives
+from recattn_jax.losses import binary_cross_entropy, full_cross_entropy, next_item_loss, sample_negatives
 
 
 def test_full_cross_entropy_matches_numpy_and_ignores_padding():

@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from recattn_jax.errors import ConfigError
-from recattn_jax.train.losses import (
+from recattn_jax.losses import (
     LOSSES,
     binary_cross_entropy,
     gbce_beta,

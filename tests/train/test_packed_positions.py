@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recattn_jax.data.batches import target_positions
-from recattn_jax.train.losses import next_item_loss
+from recattn_jax.losses import next_item_loss
 
 
 def test_target_positions_cover_every_target_once_and_pad_to_the_quantum():

@@ -24,7 +24,7 @@ def full_cross_entropy(
     del rng
     # [B, L, D] -> [B*L, D]: positions are independent
     nll = kernels.linear_cross_entropy(hidden.reshape(-1, hidden.shape[-1]), table, targets.reshape(-1))
-    return _masked_mean(nll.reshape(targets.shape), targets != 0)
+    return masked_mean(nll.reshape(targets.shape), targets != 0)
 
 
 def sample_negatives(
@@ -59,12 +59,9 @@ def binary_cross_entropy(
     rng: Array,
     count: int = 1,
 ) -> Float[Array, ""]:
-    """SASRec's loss: -log sigmoid(s_pos) - sum over `count` sampled negatives of log(1 - sigmoid(s_neg))."""
-    negatives = sample_negatives(rng, targets, table.shape[0] - 1, count)
-    pos = jnp.einsum("bld,bld->bl", hidden, table[targets])
-    neg = jnp.einsum("bld,blkd->blk", hidden, table[negatives])
-    nll = -jax.nn.log_sigmoid(pos) - jnp.sum(jax.nn.log_sigmoid(-neg), axis=-1)
-    return _masked_mean(nll, targets != 0)
+    """SASRec's loss: -log sigmoid(s_pos) - sum over `count` sampled negatives of log(1 - sigmoid(s_neg)),
+    i.e. gBCE with t = 0 (beta = 1)."""
+    return _sigmoid_loss(hidden, table, targets, rng, count, beta=1.0)
 
 
 def sampled_softmax(
@@ -97,7 +94,7 @@ def sampled_softmax(
     neg = jnp.where(negatives == targets[..., None], -jnp.inf, neg)  # accidental hits are not negatives
     logits = jnp.concatenate([pos[..., None], neg], axis=-1)
     nll = jax.nn.logsumexp(logits, axis=-1) - pos
-    return _masked_mean(nll, targets != 0)
+    return masked_mean(nll, targets != 0)
 
 
 def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
@@ -120,15 +117,21 @@ def generalised_binary_cross_entropy(
     Raising the positive probability to beta <= 1 counters the overconfidence that negative sampling
     causes; t = 0 gives beta = 1 (plain BCE), t = 1 gives beta = alpha (fully calibrated).
     """
-    beta = gbce_beta(count, table.shape[0] - 1, t)
+    return _sigmoid_loss(hidden, table, targets, rng, count, beta=gbce_beta(count, table.shape[0] - 1, t))
+
+
+def _sigmoid_loss(hidden, table, targets, rng, count: int, beta: float) -> Float[Array, ""]:
+    """-beta log sigmoid(s_pos) - sum over `count` uniform negatives (outside the row's items) of
+    log(1 - sigmoid(s_neg)), averaged over the positions with a target."""
     negatives = sample_negatives(rng, targets, table.shape[0] - 1, count)
     pos = jnp.einsum("bld,bld->bl", hidden, table[targets])
     neg = jnp.einsum("bld,blkd->blk", hidden, table[negatives])
     nll = -beta * jax.nn.log_sigmoid(pos) - jnp.sum(jax.nn.log_sigmoid(-neg), axis=-1)
-    return _masked_mean(nll, targets != 0)
+    return masked_mean(nll, targets != 0)
 
 
-def _masked_mean(values: Float[Array, "B L"], mask: Array) -> Float[Array, ""]:
+def masked_mean(values: Float[Array, "..."], mask: Array) -> Float[Array, ""]:
+    """Mean of `values` where `mask` (0 where nothing is masked in)."""
     total = jnp.sum(jnp.where(mask, values, 0.0))
     return total / jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
 
