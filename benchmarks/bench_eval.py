@@ -1,0 +1,69 @@
+"""Seconds per validation pass (full ranking + 100-negative sampled) of every ML-1M user, warm.
+
+    python benchmarks/bench_eval.py                       # experiment=sasrec_ml1m_bce, eval.batch_size default
+    python benchmarks/bench_eval.py --batch-sizes 16,32,64,512
+
+An untrained model (the pass's cost does not depend on the weights); the first pass compiles, the median of
+`--repeats` warm passes is reported. Training runs log the same wall time per pass as `eval_seconds`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from flax import nnx
+from hydra import compose, initialize_config_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.env_info import ROOT, environment
+from recattn_jax.config import register_configs, to_config
+from recattn_jax.data.load import load_split
+from recattn_jax.errors import DataError
+from recattn_jax.eval.ranking import Evaluator, build_eval_set
+from recattn_jax.train.step import build_training
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="sasrec_ml1m_bce")
+    parser.add_argument("--batch-sizes", default="", help="eval.batch_size values (default: the config's)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    register_configs()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        config = to_config(compose("config", overrides=[f"experiment={args.experiment}"]))
+    try:
+        split = load_split(config.data)
+    except DataError as e:
+        print(f"skipped: {e} (ML-1M is read from ../shared/data/ml-1m)")
+        return 0
+    graphdef, state, _, model_graphdef = build_training(config, split.data.num_items)
+    model_state = nnx.state(nnx.merge(graphdef, state)[0])
+    eval_set = build_eval_set(split, "valid", config.model.max_len, config.eval)
+    sizes = [int(b) for b in args.batch_sizes.split(",") if b] or [config.eval.batch_size]
+    env = environment()
+    print(f"bench_eval.py: {env['date']}, commit {env['commit']}, {env['machine']}, jax {env['jax']}")
+    print(f"{len(eval_set.users)} users, max_len {config.model.max_len}, {split.data.num_items} items")
+    print("| eval.batch_size | first pass (compile) s | warm pass s (median) |\n|---|---|---|")
+    for size in sizes:
+        evaluator = Evaluator(model_graphdef, dataclasses.replace(config.eval, batch_size=size))
+        started = time.perf_counter()
+        evaluator.evaluate(model_state, eval_set)
+        first = time.perf_counter() - started
+        warm = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            evaluator.evaluate(model_state, eval_set)
+            warm.append(time.perf_counter() - started)
+        print(f"| {size} | {first:.2f} | {statistics.median(warm):.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
