@@ -111,10 +111,36 @@ def attention_pool_cases() -> list[Case]:
     return cases
 
 
+def linear_cross_entropy_cases() -> list[Case]:
+    """The full CE's call of the binding (row 0 = padding, candidates [1, I), target 0 = no target), at a
+    recommender's shapes: P positions in a batch, D in {50, 64} (50 padded to BLOCK_D 64), I = ML-1M's catalogue."""
+    from kernels.linear_cross_entropy.binding import linear_lse_and_target_logit_triton
+
+    p, i = 256, 3417
+    cases = []
+    for (name, dtype), d in itertools.product(_DTYPES.items(), (50, 64)):
+        hidden = jax.ShapeDtypeStruct((p, d), dtype)
+        table = jax.ShapeDtypeStruct((i, d), dtype)
+        targets = jax.ShapeDtypeStruct((p,), jnp.int32)
+
+        def op(hidden, table, targets):
+            mask = targets != 0
+            bounds = jnp.array([1, table.shape[0]], jnp.int32)
+            lse, target_logit = linear_lse_and_target_logit_triton(
+                hidden, table, targets, mask, bounds, interpret=False
+            )
+            return jnp.where(mask, lse - target_logit, 0.0)
+
+        label = f"{name} D={d} I={i}"
+        cases.append(Case("linear_cross_entropy", label, _grad_of_sum(op, 2), (hidden, table, targets)))
+    return cases
+
+
 # op name -> its cases; one entry per fused op
 OPS: dict[str, Callable[[], list[Case]]] = {
     "attention": attention_cases,
     "attention_pool": attention_pool_cases,
+    "linear_cross_entropy": linear_cross_entropy_cases,
 }
 
 
@@ -268,7 +294,7 @@ def run(ops: list[str], archs: list[int], ptxas: bool = False, only: str = "") -
                     detail = "; ".join(problems) if problems else f"shared={c.shared}B ptx={len(c.ptx)}B"
                     if ptxas and not problems:
                         detail += _ptxas_report(c)
-                    print(f"{status} {case.op:<16} {case.label:<18} sm_{arch} {c.kernel:<32} {c.config}  {detail}")
+                    print(f"{status} {case.op:<20} {case.label:<18} sm_{arch} {c.kernel:<32} {c.config}  {detail}")
                     sys.stdout.flush()
     print(f"{'FAILED' if failures else 'passed'}: {failures} failure(s) in {time.perf_counter() - start:.0f} s")
     return failures

@@ -1,7 +1,7 @@
 """`python -m kernels.compile_check`: every kernel compiles for sm_80 and sm_90 through jax-triton's lowering.
 
-Needs jax-triton (pip install -e '.[compile]', part of '.[test]'); no GPU. The full check takes ~130 s
-on a shared 2-core CPU (120 kernel compiles, triton 3.9), so it is marked slow.
+Needs jax-triton (pip install -e '.[compile]', part of '.[test]'); no GPU. The full check takes ~155 s
+on a shared 2-core CPU (144 kernel compiles, triton 3.9), so it is marked slow.
 """
 
 from __future__ import annotations
@@ -98,16 +98,31 @@ def test_the_h50_kernels_compile_for_sm90():
     assert len(ok) == 2 * 4 and all("sm_90" in line and "H=50" in line for line in ok)  # 2 dtypes x 4 kernels
 
 
+_LCE_KERNELS = ("linear_ce_fwd_kernel", "linear_ce_bwd_dhidden_kernel", "linear_ce_bwd_dtable_kernel")
+
+
+def test_the_linear_ce_kernels_compile_for_sm90():
+    """The fast tier's share for the linear CE: bf16, padded D=50, ML-1M's catalogue, forward and backward kernels."""
+    cmd = [sys.executable, "-m", "kernels.compile_check", "--op", "linear_cross_entropy", "--arch", "90"]
+    out = subprocess.run([*cmd, "--only", "bf16 D=50"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    results = [line for line in out.stdout.splitlines() if line.startswith(("ok ", "FAIL"))]
+    assert len(results) == len(_LCE_KERNELS) and all(line.startswith("ok ") for line in results), results
+    for kernel in _LCE_KERNELS:
+        assert any(kernel in line and "sm_90" in line and "bf16 D=50" in line for line in results), kernel
+
+
 @pytest.mark.slow
 def test_every_kernel_compiles_for_sm80_and_sm90():
     out = subprocess.run([sys.executable, "-m", "kernels.compile_check"], capture_output=True, text=True, timeout=900)
     lines = out.stdout.splitlines()
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     ok = [line for line in lines if line.startswith("ok ")]
-    # attention: 2 dtypes x 2 causal x 3 H x 4 kernels; pool: 2 dtypes x 3 H x 2 kernels; each for 2 archs
-    assert len(ok) == 2 * (2 * 2 * 3 * 4 + 2 * 3 * 2)
+    # attention: 2 dtypes x 2 causal x 3 H x 4 kernels; pool: 2 dtypes x 3 H x 2 kernels;
+    # linear CE: 2 dtypes x 2 D x 3 kernels; each for 2 archs
+    assert len(ok) == 2 * (2 * 2 * 3 * 4 + 2 * 3 * 2 + 2 * 2 * 3)
     for kernel in ("attention_fwd_kernel", "attention_bwd_dkdv_kernel", "attention_bwd_dq_kernel",
-                   "attention_pool_fwd_kernel", "attention_pool_bwd_kernel"):  # fmt: skip
+                   "attention_pool_fwd_kernel", "attention_pool_bwd_kernel", *_LCE_KERNELS):  # fmt: skip
         for arch in ("sm_80", "sm_90"):
             assert any(kernel in line and arch in line for line in ok), (kernel, arch)
     assert not any(line.startswith("FAIL") for line in lines)
