@@ -153,7 +153,11 @@ class Evaluator:
         # on a mesh the ranks stay sharded over `data`: each process reads its own rows of them
         jit = jax.jit if layout is None else partial(jax.jit, out_shardings=layout.sharding("data"))
         self._batch_ranks = jit(batch_ranks)
-        self._all_ranks = jax.jit(lambda state, batches: jax.lax.map(lambda b: batch_ranks(state, b), batches))
+        # the state rides in the scan's carry, not a closure: a model whose call mutates its own state (a
+        # recurrent cell's RNG count) may only do so at the trace level of the loop body
+        self._all_ranks = jax.jit(
+            lambda state, batches: jax.lax.scan(lambda st, b: (st, batch_ranks(st, b)), state, batches)[1]
+        )
 
     def _ranks(self, state, batch) -> tuple:
         """(full ranks, sampled ranks or None) of one batch of eval arrays (the mesh path)."""

@@ -1,5 +1,6 @@
 """One contract over the model registry, on a fixed tiny batch and no files: every registered model takes a
-jitted training step that changes its parameters, and scores all items and given candidates consistently.
+jitted training step that changes its parameters, scores all items and given candidates consistently, and
+runs through the evaluator.
 
 This is the fast tier's check of every model; full `train_and_evaluate` runs per model are `slow`."""
 
@@ -14,6 +15,7 @@ from tiny_configs import TINY
 from recattn_jax.config import to_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
+from recattn_jax.eval.ranking import Evaluator, build_eval_set
 from recattn_jax.models import MODELS
 from recattn_jax.models.scoring import score_all, score_items
 from recattn_jax.train.step import build_training
@@ -36,7 +38,7 @@ def test_model_contract(name, tiny_split):
     num_items = tiny_split.data.num_items
     arrays = next_item_arrays(tiny_split.train_sequences, config.model.max_len)
     batch = arrays.batch(np.arange(8), config.model.max_len)
-    graphdef, state, train_step, _ = build_training(config, num_items)
+    graphdef, state, train_step, model_graphdef = build_training(config, num_items)
     before = _arrays(nnx.state(nnx.merge(graphdef, state)[0]))
 
     state, metrics = train_step(state, batch, jax.random.key(0))
@@ -53,3 +55,9 @@ def test_model_contract(name, tiny_split):
     picked = np.asarray(score_items(model, seq, candidates, users))
     # the sampled protocol (score_items) and full ranking (score_all) must agree on every candidate
     np.testing.assert_allclose(picked, np.take_along_axis(scores, candidates, axis=1), rtol=1e-4, atol=1e-4)
+
+    # the evaluator's one-dispatch pass (a scan over user batches) runs every model
+    eval_set = build_eval_set(tiny_split, "valid", config.model.max_len, config.eval)
+    metrics = Evaluator(model_graphdef, config.eval).evaluate(nnx.state(model), eval_set)
+    for protocol in ("full", "sampled"):
+        assert 0 <= metrics[protocol]["NDCG@10"] <= metrics[protocol]["HR@10"] <= 1
