@@ -111,7 +111,7 @@ def tiny(**mesh):
 
 
 def check_sharded_train_step():
-    """Two steps on a 4 x 2 mesh equal two single-device steps (loss, parameters); no all-gather in the step."""
+    """Two steps on a 4 x 2 mesh equal two single-device steps (loss, parameters); no float all-gather."""
     single, sharded = tiny(data=1, model=1), tiny(data=4, model=2)
     split = load_split(single.data)
     arrays = next_item_arrays(split.train_sequences, single.model.max_len)
@@ -121,7 +121,11 @@ def check_sharded_train_step():
         if config is sharded:  # neither the CE nor the embedding lookup gathers the item table
             _, place = batch_placement(config)
             batch = place({"inputs": arrays.inputs[:16], "targets": arrays.targets[:16]})
-            assert "all-gather" not in step.lower(state, batch, jax.random.key(0)).compile().as_text()
+            hlo = step.lower(state, batch, jax.random.key(0)).compile().as_text()
+            gathered = [line.split("=")[1].split()[0] for line in hlo.splitlines() if " all-gather(" in line]
+            # only dropout's random bits (u32: the sequential Threefry is generated whole, then sliced) are
+            # gathered; a float all-gather would be the item table or activations
+            assert all(kind.startswith("u32[") for kind in gathered), gathered
         state, loss = run_epoch(step, state, arrays, config, epoch=1, max_steps=2)
         states.append(state)
         losses.append(np.asarray(jax.device_get(loss)))
