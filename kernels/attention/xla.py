@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from kernels.attention.reference import visible_keys
+from kernels.attention.reference import attention_reference_with_lse, visible_keys
 
 
 def _scores(q, k, kv_start, kv_end, causal: bool, scale: float) -> tuple[Array, Array]:
@@ -29,16 +29,10 @@ def _scores(q, k, kv_start, kv_end, causal: bool, scale: float) -> tuple[Array, 
 
 
 def _forward(q, k, v, kv_start, kv_end, causal: bool, scale: float):
-    s, mask = _scores(q, k, kv_start, kv_end, causal, scale)
-    s = jnp.where(mask, s, -jnp.inf)
-    row_max = jnp.max(s, axis=-1, keepdims=True)
-    row_max = jnp.where(jnp.isfinite(row_max), row_max, 0.0)  # empty rows: every score is -inf
-    p = jnp.exp(s - row_max)
-    denom = jnp.sum(p, axis=-1, keepdims=True)
-    p = p / jnp.where(denom > 0, denom, 1.0)
-    o = jnp.einsum("bnts,bsnh->btnh", p.astype(v.dtype), v, preferred_element_type=jnp.float32).astype(q.dtype)
-    lse = jnp.where(denom[..., 0] > 0, jnp.log(denom[..., 0]) + row_max[..., 0], jnp.inf)  # +inf: p = 0
-    return o, lse
+    """o and the log-sum-exp, from the reference's forward (the custom_vjp's forward is never differentiated);
+    empty rows get lse = +inf, so the backward's exp(s - lse) is 0 there."""
+    o, lse = attention_reference_with_lse(q, k, v, kv_start, kv_end, causal, scale)
+    return o, jnp.where(jnp.isneginf(lse), jnp.inf, lse)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
