@@ -19,18 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _mm(a, b, IEEE: tl.constexpr, UPCAST: tl.constexpr):
-    """a @ b with fp32 accumulation; IEEE keeps fp32 inputs out of TF32 to match the reference."""
-    if UPCAST:
-        # Triton's interpreter multiplies bf16/fp16 raw bits in tl.dot; their products are exact in fp32
-        c = tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
-    elif IEEE:
-        c = tl.dot(a, b, input_precision="ieee")
-    else:
-        c = tl.dot(a, b)
-    return c
+from kernels.triton_matmul import mm
 
 
 @triton.jit
@@ -74,7 +63,7 @@ def attention_fwd_kernel(
         kv_mask = k_ok[:, None] & h_ok[None, :]
         k = tl.load(k_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
         v = tl.load(v_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
-        qk = _mm(q, tl.trans(k), IEEE, UPCAST)
+        qk = mm(q, tl.trans(k), IEEE, UPCAST)
         visible = k_ok[None, :]
         if CAUSAL:
             visible = visible & (offs_n[None, :] <= offs_m[:, None])
@@ -85,7 +74,7 @@ def attention_fwd_kernel(
         p = tl.exp2(qk - m_safe[:, None])
         alpha = tl.exp2(m_i - m_safe)
         l_i = l_i * alpha + tl.sum(p, 1)
-        pv = _mm(p.to(v.dtype), v, IEEE, UPCAST)
+        pv = mm(p.to(v.dtype), v, IEEE, UPCAST)
         acc = acc * alpha[:, None] + pv
         m_i = m_new
 
@@ -172,15 +161,15 @@ def attention_bwd_dkdv_kernel(
         delta = tl.load(DELTA + pid_bn.to(tl.int64) * T + offs_m, mask=q_ok, other=0.0)
         # empty rows (lse = -inf) get exp2(x - inf) = 0 instead of an overflow
         lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
-        qk_t = _mm(k, tl.trans(q), IEEE, UPCAST)
+        qk_t = mm(k, tl.trans(q), IEEE, UPCAST)
         visible = k_ok[:, None] & q_ok[None, :]
         if CAUSAL:
             visible = visible & (offs_n[:, None] <= offs_m[None, :])
         p_t = tl.exp2(tl.where(visible, qk_t * qk_scale - lse2[None, :], float("-inf")))
-        dv += _mm(p_t.to(do.dtype), do, IEEE, UPCAST)
-        dp_t = _mm(v, tl.trans(do), IEEE, UPCAST)
+        dv += mm(p_t.to(do.dtype), do, IEEE, UPCAST)
+        dp_t = mm(v, tl.trans(do), IEEE, UPCAST)
         ds_t = p_t * (dp_t - delta[None, :])
-        dk += _mm(ds_t.to(q.dtype), q, IEEE, UPCAST)
+        dk += mm(ds_t.to(q.dtype), q, IEEE, UPCAST)
 
     s_mask = (offs_n < S)[:, None] & h_ok[None, :]
     tl.store(DK + kv_off, (dk * scale).to(DK.dtype.element_ty), mask=s_mask)
@@ -229,13 +218,13 @@ def attention_bwd_dq_kernel(
         kv_mask = k_ok[:, None] & h_ok[None, :]
         k = tl.load(k_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
         v = tl.load(v_base + offs_n[:, None] * row + offs_h[None, :], mask=kv_mask, other=0.0)
-        qk = _mm(q, tl.trans(k), IEEE, UPCAST)
-        dp = _mm(do, tl.trans(v), IEEE, UPCAST)
+        qk = mm(q, tl.trans(k), IEEE, UPCAST)
+        dp = mm(do, tl.trans(v), IEEE, UPCAST)
         visible = k_ok[None, :] & q_ok[:, None]
         if CAUSAL:
             visible = visible & (offs_n[None, :] <= offs_m[:, None])
         p = tl.exp2(tl.where(visible, qk * qk_scale - lse2[:, None], float("-inf")))
         ds = p * (dp - delta[:, None])
-        dq += _mm(ds.to(k.dtype), k, IEEE, UPCAST)
+        dq += mm(ds.to(k.dtype), k, IEEE, UPCAST)
 
     tl.store(DQ + q_off, (dq * scale).to(DQ.dtype.element_ty), mask=q_mask)

@@ -19,21 +19,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from kernels.triton_matmul import mm
+
 LOG2E: tl.constexpr = tl.constexpr(1.4426950408889634)  # a global in @triton.jit code must be a constexpr
 LN2: tl.constexpr = tl.constexpr(0.6931471805599453)
-
-
-@triton.jit
-def _dot(a, b, IEEE: tl.constexpr, UPCAST: tl.constexpr):
-    """a @ b with fp32 accumulation; IEEE keeps fp32 inputs out of TF32 to match the reference."""
-    if UPCAST:
-        # Triton's interpreter multiplies bf16/fp16 raw bits in tl.dot; their products are exact in fp32
-        c = tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
-    elif IEEE:
-        c = tl.dot(a, b, input_precision="ieee")
-    else:
-        c = tl.dot(a, b)
-    return c
 
 
 @triton.jit
@@ -68,7 +57,7 @@ def linear_ce_fwd_kernel(
         tile = tl.load(
             TABLE + offs_i.to(tl.int64)[:, None] * D + offs_d[None, :], mask=i_ok[:, None] & d_ok[None, :], other=0.0
         )
-        logits = _dot(h, tl.trans(tile), IEEE, UPCAST)  # [BLOCK_P, BLOCK_I] fp32, only ever in registers
+        logits = mm(h, tl.trans(tile), IEEE, UPCAST)  # [BLOCK_P, BLOCK_I] fp32, only ever in registers
         is_target = offs_i[None, :] == target[:, None]
         target_logit += tl.sum(tl.where(is_target, logits, 0.0), 1)
         s = tl.where((i_ok & (offs_i >= lo) & (offs_i < hi))[None, :], logits * LOG2E, float("-inf"))
@@ -117,11 +106,11 @@ def linear_ce_bwd_dhidden_kernel(
         tile = tl.load(
             TABLE + offs_i.to(tl.int64)[:, None] * D + offs_d[None, :], mask=i_ok[:, None] & d_ok[None, :], other=0.0
         )
-        s = _dot(h, tl.trans(tile), IEEE, UPCAST) * LOG2E
+        s = mm(h, tl.trans(tile), IEEE, UPCAST) * LOG2E
         s = tl.where((i_ok & (offs_i >= lo) & (offs_i < hi))[None, :], s, float("-inf"))
         onehot = tl.where(offs_i[None, :] == target[:, None], g_target[:, None], 0.0)
         ds = g_lse[:, None] * tl.exp2(s - lse2[:, None]) + onehot  # d lse = softmax, d target logit = onehot
-        acc += _dot(ds.to(tile.dtype), tile, IEEE, UPCAST)
+        acc += mm(ds.to(tile.dtype), tile, IEEE, UPCAST)
     tl.store(DHIDDEN_PART + split.to(tl.int64) * P * D + h_ptrs, acc, mask=p_ok[:, None] & d_ok[None, :])
 
 
@@ -156,10 +145,10 @@ def linear_ce_bwd_dtable_kernel(
         lse2 = tl.where(lse == float("-inf"), float("inf"), lse * LOG2E)
         g_lse = tl.load(G_LSE + offs_p, mask=p_ok, other=0.0)
         g_target = tl.where(target >= 0, tl.load(G_TARGET + offs_p, mask=p_ok, other=0.0), 0.0)
-        s_t = _dot(tile, tl.trans(h), IEEE, UPCAST) * LOG2E  # [BLOCK_I, BLOCK_P]: logits transposed
+        s_t = mm(tile, tl.trans(h), IEEE, UPCAST) * LOG2E  # [BLOCK_I, BLOCK_P]: logits transposed
         s_t = tl.where(is_candidate[:, None], s_t, float("-inf"))
         onehot = tl.where(offs_i[:, None] == target[None, :], g_target[None, :], 0.0)
         ds_t = g_lse[None, :] * tl.exp2(s_t - lse2[None, :]) + onehot
-        acc += _dot(ds_t.to(h.dtype), h, IEEE, UPCAST)
+        acc += mm(ds_t.to(h.dtype), h, IEEE, UPCAST)
     out = DTABLE + split.to(tl.int64) * N_ITEMS * D + t_ptrs
     tl.store(out, acc, mask=i_ok[:, None] & d_ok[None, :])
