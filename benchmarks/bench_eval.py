@@ -17,14 +17,10 @@ import time
 from pathlib import Path
 
 from flax import nnx
-from hydra import compose, initialize_config_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.env_info import ROOT, environment
-from recattn_jax.config import register_configs, to_config
-from recattn_jax.data.load import load_split
-from recattn_jax.errors import DataError
+from benchmarks.env_info import environment, experiment_split
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
 from recattn_jax.train.step import build_training
 
@@ -35,14 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="", help="eval.batch_size values (default: the config's)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    register_configs()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        config = to_config(compose("config", overrides=[f"experiment={args.experiment}"]))
-    try:
-        split = load_split(config.data)
-    except DataError as e:
-        print(f"skipped: {e} (ML-1M is read from ../shared/data/ml-1m)")
+    loaded = experiment_split(args.experiment)
+    if loaded is None:
         return 0
+    config, split = loaded
     graphdef, state, _, model_graphdef = build_training(config, split.data.num_items)
     model_state = nnx.state(nnx.merge(graphdef, state)[0])
     eval_set = build_eval_set(split, "valid", config.model.max_len, config.eval)

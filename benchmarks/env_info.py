@@ -43,3 +43,22 @@ def environment(*packages: str) -> dict[str, str]:
         "python": platform.python_version(),
         **versions("jax", "jaxlib", "flax", "optax", *packages),
     }
+
+
+def experiment_split(experiment: str):
+    """(config, split) of `experiment=NAME`, or None with a printed reason when its data is absent (ML-1M is
+    read from ../shared/data/ml-1m and is not redistributable)."""
+    from hydra import compose, initialize_config_dir
+
+    from recattn_jax.config import register_configs, to_config
+    from recattn_jax.data.load import load_split
+    from recattn_jax.errors import DataError
+
+    register_configs()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        config = to_config(compose("config", overrides=[f"experiment={experiment}"]))
+    try:
+        return config, load_split(config.data)
+    except DataError as e:
+        print(f"skipped: {e} (ML-1M is read from ../shared/data/ml-1m)")
+        return None

@@ -23,15 +23,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from hydra import compose, initialize_config_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.env_info import ROOT, environment
-from recattn_jax.config import register_configs, to_config
+from benchmarks.env_info import environment, experiment_split
 from recattn_jax.data.batches import next_item_arrays, target_positions
-from recattn_jax.data.load import load_split
-from recattn_jax.errors import DataError
 from recattn_jax.losses import PACKED_LOSSES
 from recattn_jax.train.step import build_training
 
@@ -94,14 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trace-dir", default=None)
     args = parser.parse_args(argv)
-    register_configs()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        config = to_config(compose("config", overrides=[f"experiment={args.experiment}"]))
-    try:
-        split = load_split(config.data)
-    except DataError as e:
-        print(f"skipped: {e} (ML-1M is read from ../shared/data/ml-1m)")
+    loaded = experiment_split(args.experiment)
+    if loaded is None:
         return 0
+    config, split = loaded
     arrays = next_item_arrays(split.train_sequences, config.model.max_len)
     _, state, step, _ = build_training(config, split.data.num_items)
     batch = arrays.batch(
