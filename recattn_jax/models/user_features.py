@@ -1,11 +1,12 @@
 """`model.user_features=true`: the user's side-feature vector, projected (W f_u), is added to the
-user representation, at every training position and at scoring time. Composes around the model;
-needs the user index (`needs_users`).
+user representation, at every training position and at scoring time. Composes around the model, whose
+kind it keeps (models/interface.py), and reads the `users=` every call passes.
 
-- Encoder models (sasrec, attn_pool, lstm, gru4rec): encoder state + W f_u, scored by dot product.
-- Models with their own objective (bert4rec, bpr_mf) take W f_u as `user_offset` in `train_loss`;
-  their user representation + W f_u is scored by dot product.
-- Target attention (din) adds `user_offset` to the interest of each candidate inside
+- DOT_PRODUCT models (sasrec, attn_pool, lstm, gru4rec): encoder state + W f_u, trained by the
+  next-item loss and scored by dot product like the model itself (EncoderWithUserFeatures).
+- OWN_LOSS models (bert4rec, bpr_mf) take W f_u as `user_offset` in `train_loss`; their user
+  representation + W f_u is scored by dot product (OwnLossWithUserFeatures).
+- OWN_SCORING target attention (din) adds `user_offset` to the interest of each candidate inside
   `score_all` / `score_items` / `train_loss` (TargetWithUserFeatures).
 
 W starts at zero, so training starts from the model without user features.
@@ -19,65 +20,75 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from recattn_jax.layers.field_fusion import FeatureConstant
-from recattn_jax.models.scoring import event_kwargs
+from recattn_jax.models.interface import Events, ModelKind, Seq, Users, model_kind
 
 
-class WithUserFeatures(nnx.Module):
-    needs_users = True
+class UserFeatures(nnx.Module):
+    """The projection W f_u of the users' features and the model it is added to (`inner`)."""
 
     def __init__(self, inner: nnx.Module, user_features: np.ndarray, dim: int, *, rngs: nnx.Rngs):
         self.inner = inner
         self.user_features = FeatureConstant(jnp.asarray(user_features, jnp.float32))  # [U, F]
         self.project = nnx.Linear(user_features.shape[1], dim, kernel_init=nnx.initializers.zeros, rngs=rngs)
 
-    def user_vector(self, users: Int[Array, " B"]) -> Float[Array, "B D"]:
+    @property
+    def kind(self) -> ModelKind:
+        return model_kind(self.inner)
+
+    def user_vector(self, users: Int[Array, " B"] | None) -> Float[Array, "B D"]:
+        if users is None:
+            raise ValueError("this model adds user features: pass the user indices (users=)")
         return self.project(self.user_features[...][jnp.maximum(users, 0)])  # -1 (a padding row) -> any user
 
-    def encode(
-        self,
-        seq: Int[Array, "B L"],
-        users: Int[Array, " B"],
-        *,
-        events: Int[Array, "B L"] | None = None,
-        rngs: nnx.Rngs | None = None,
-    ):
-        return self.inner.encode(seq, events=events, rngs=rngs) + self.user_vector(users)[:, None]
 
-    def train_loss(self, batch, loss_fn, rng, rngs):
-        if hasattr(self.inner, "train_loss"):
-            return self.inner.train_loss(batch, loss_fn, rng, rngs, user_offset=self.user_vector(batch["users"]))
-        hidden = self.encode(batch["inputs"], batch["users"], events=batch.get("events"), rngs=rngs)
-        return loss_fn(hidden, self.item_table(), batch["targets"], rng)
+def _offset_train_loss(self: UserFeatures, batch, loss_fn, rng, rngs):
+    """The inner model's own loss (OWN_LOSS, OWN_SCORING) with its user offset by W f_u."""
+    return self.inner.train_loss(batch, loss_fn, rng, rngs, user_offset=self.user_vector(batch.get("users")))
+
+
+class DotProductWithUserFeatures(UserFeatures):
+    """Dot-product scoring of the offset user representation."""
 
     def item_table(self) -> Float[Array, "I D"]:
         return self.inner.item_table()
 
-    def user_representation(
-        self, seq: Int[Array, "B L"], users: Int[Array, " B"], events: Int[Array, "B L"] | None = None
-    ) -> Float[Array, "B D"]:
-        return self.inner.user_representation(seq, **event_kwargs(events)) + self.user_vector(users)
+    def user_representation(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B D"]:
+        return self.inner.user_representation(seq, events=events) + self.user_vector(users)
 
 
-class TargetWithUserFeatures(WithUserFeatures):
-    """User features of a target-attention model, whose score is not a dot product with a user vector."""
+class OwnLossWithUserFeatures(DotProductWithUserFeatures):
+    """OWN_LOSS: the model's own loss, and dot-product scoring of the offset user."""
 
-    def score_all(
-        self, seq: Int[Array, "B L"], users: Int[Array, " B"], events: Int[Array, "B L"] | None = None
-    ) -> Float[Array, "B I"]:
-        return self.inner.score_all(seq, user_offset=self.user_vector(users), **event_kwargs(events))
+    train_loss = _offset_train_loss
+
+
+class EncoderWithUserFeatures(DotProductWithUserFeatures):
+    """DOT_PRODUCT: every encoded state is offset, so the next-item loss and the scores see the user."""
+
+    def encode(
+        self, seq: Seq, *, events: Events = None, users: Users = None, rngs: nnx.Rngs | None = None
+    ) -> Float[Array, "B L D"]:
+        return self.inner.encode(seq, events=events, rngs=rngs) + self.user_vector(users)[:, None]
+
+
+class TargetWithUserFeatures(UserFeatures):
+    """OWN_SCORING target attention, whose score is not a dot product with a user vector."""
+
+    def score_all(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B I"]:
+        return self.inner.score_all(seq, events=events, user_offset=self.user_vector(users))
 
     def score_items(
-        self,
-        seq: Int[Array, "B L"],
-        items: Int[Array, "B C"],
-        users: Int[Array, " B"],
-        events: Int[Array, "B L"] | None = None,
+        self, seq: Seq, items: Int[Array, "B C"], *, events: Events = None, users: Users = None
     ) -> Float[Array, "B C"]:
-        return self.inner.score_items(seq, items, user_offset=self.user_vector(users), **event_kwargs(events))
+        return self.inner.score_items(seq, items, events=events, user_offset=self.user_vector(users))
+
+    train_loss = _offset_train_loss
 
 
-def with_user_features(model: nnx.Module, user_features: np.ndarray, *, rngs: nnx.Rngs) -> WithUserFeatures:
+def with_user_features(model: nnx.Module, user_features: np.ndarray, *, rngs: nnx.Rngs) -> UserFeatures:
     """`model` with the projected `user_features` ([U, F], row = user index) added to its user."""
-    if hasattr(model, "score_all"):  # target attention: the width of its item representation
+    kind = model_kind(model)
+    if kind is ModelKind.OWN_SCORING:  # target attention: the width of its item representation
         return TargetWithUserFeatures(model, user_features, model.embedding.table.shape[1], rngs=rngs)
-    return WithUserFeatures(model, user_features, model.item_table().shape[1], rngs=rngs)
+    wrapper = EncoderWithUserFeatures if kind is ModelKind.DOT_PRODUCT else OwnLossWithUserFeatures
+    return wrapper(model, user_features, model.item_table().shape[1], rngs=rngs)

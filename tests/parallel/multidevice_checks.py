@@ -141,8 +141,10 @@ def check_sharded_train_step():
         np.testing.assert_allclose(other, leaf, atol=2e-6, err_msg=jax.tree_util.keystr(path))
 
 
-def _one_step(config, arrays, num_items, user_features=None, num_event_types=0):
-    _, state, step, _ = build_training(config, num_items, user_features=user_features, num_event_types=num_event_types)
+def _one_step(config, arrays, num_items, user_features=None, num_event_types=0, features=None):
+    _, state, step, _ = build_training(
+        config, num_items, features=features, user_features=user_features, num_event_types=num_event_types
+    )
     state, loss = run_epoch(step, state, arrays, config, epoch=1, max_steps=1)
     return state, float(jax.device_get(loss[0]))
 
@@ -162,25 +164,31 @@ def _assert_same_state(single, sharded, name):
 
 
 def check_own_loss_train_step():
-    """Models with their own training loss (and event-type inputs): one step on a 4 x 2 mesh equals the
-    single-device step."""
+    """Models with their own training loss (and event-type inputs), and the recurrent models (LSTM's item-row
+    bias, fused item tables): one step on a 4 x 2 mesh equals the single-device step."""
+    from recattn_jax.features.item_features import build_item_features
+
     split = load_split(tiny(data=1, model=1).data)
     num_items = split.data.num_items
     arrays = next_item_arrays(split.train_sequences, TINY["model"]["max_len"])
     events = [(s % 3 + 1).astype(np.int32) for s in split.train_sequences]  # 3 event types, one per item
     event_arrays = next_item_arrays(split.train_sequences, TINY["model"]["max_len"], events)
     user_features = np.random.default_rng(0).normal(size=(split.data.num_users, 3)).astype(np.float32)
-    for name in ("bert4rec", "bpr_mf", "din", "pop", "sasrec+user_features", "sasrec+events", "bert4rec+events"):
+    texts = [("a b", "", "c d")[i % 3] for i in range(num_items)]
+    item_features = build_item_features(texts, [[("x", "y")[i % 2]] if i % 5 else [] for i in range(num_items)])
+    names = ("bert4rec", "bpr_mf", "din", "pop", "sasrec+user_features", "sasrec+events", "bert4rec+events")
+    for name in (*names, "gru4rec", "lstm+item_features"):
         results = []
         for mesh in ({"data": 1, "model": 1}, {"data": 4, "model": 2}):
             config = tiny(**mesh)
             config.model.name = name.split("+")[0]
             config.model.mask_prob = 0.5  # bert4rec: enough masked positions in one batch
             features = user_features if "user_features" in name else None
+            fused = item_features if "item_features" in name else None
             if "events" in name:
                 results.append(_one_step(config, event_arrays, num_items, features, num_event_types=3))
             else:
-                results.append(_one_step(config, arrays, num_items, features))
+                results.append(_one_step(config, arrays, num_items, features, features=fused))
         (single, single_loss), (sharded, sharded_loss) = results
         np.testing.assert_allclose(sharded_loss, single_loss, rtol=1e-5, err_msg=name)
         _assert_same_state(single, sharded, name)
