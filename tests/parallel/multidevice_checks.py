@@ -156,7 +156,10 @@ def _assert_same_state(single, sharded, name):
         where = f"{name} {jax.tree_util.keystr(path)}"
         if "['key']['bias']" in where:
             continue  # its gradient is 0 in exact arithmetic (softmax is shift-invariant): Adam scales noise to lr
-        other = np.asarray(flat_sharded[path])
+        other = flat_sharded[path]
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # a recurrent cell's RNG key
+            leaf, other = jax.random.key_data(leaf), jax.random.key_data(other)
+        other = np.asarray(other)
         if np.ndim(leaf) and other.shape[0] > np.shape(leaf)[0]:
             assert not np.any(other[np.shape(leaf)[0] :]), f"{where}: mesh-pad rows changed"
             other = other[: np.shape(leaf)[0]]
