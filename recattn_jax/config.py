@@ -90,6 +90,9 @@ class TrainConfig:
     stop_after_steps: int | None = None  # stop as a crash would after this many steps (tests, splitting runs)
     log_every_steps: int = 50  # training-loss records in metrics.jsonl (and TensorBoard)
     tensorboard: bool = True  # event files in tensorboard/ when tensorboardX is installed
+    # every training target once per epoch, in windows of max_len targets (data/batches.py: history_windows);
+    # false: only each user's newest max_len targets
+    whole_history: bool = False
 
 
 @dataclasses.dataclass

@@ -60,7 +60,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     layout = ParallelLayout.from_config(config, split.data.num_items)
     # several processes: each pads only its own rows of every batch and keeps only its part of the eval users
     rows_of = sequence_rows if jax.process_count() > 1 else next_item_arrays
-    arrays = rows_of(split.train_sequences, max_len, split.train_events)
+    arrays = rows_of(split.train_sequences, max_len, split.train_events, whole_history=config.train.whole_history)
     share = layout.share if layout is not None else None
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval, share) for name in ("valid", "test")}
 
