@@ -78,6 +78,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     weight_decay: float = 0.0
+    grad_clip: float | None = None  # clip gradients to this global norm; None = no clipping
+    warmup_steps: int = 0  # the learning rate rises linearly from 0 to train.lr over these first steps
+    lr_schedule: str = "constant"  # constant | cosine (to 0 at the run's last planned step, after the warmup)
     eval_every: int = 1  # epochs between validations
     patience: int = 5  # validations without a better valid NDCG@10 before stopping; 0 = never stop early
     max_steps: int | None = None  # stop after this many steps in total (smoke tests)

@@ -22,6 +22,7 @@ def check_config(config: Config) -> None:
     _check_ranges(config)
     _check_choices(config)
     _check_backend_name(config.kernel.backend)
+    check_accuracy_levers(config)
 
 
 def _at_least(key: str, value, low, *, optional: bool = False) -> None:
@@ -165,3 +166,15 @@ def check_negatives_fit(config: Config, split) -> None:
             f"eval.num_negatives={wanted} is more than user {user} can have ({unseen[row]} unseen items of "
             f"{num_items}); lower eval.num_negatives or set eval.sampled=false"
         )
+
+
+def check_accuracy_levers(config: Config) -> None:
+    """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping."""
+    from recattn_jax.train.lr_schedule import LR_SCHEDULES
+
+    t = config.train
+    if t.grad_clip is not None:
+        _real("train.grad_clip", t.grad_clip, 0.0, math.inf, low_open=True, high_open=True)
+    _at_least("train.warmup_steps", t.warmup_steps, 0)
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")

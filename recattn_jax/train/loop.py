@@ -65,8 +65,12 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval, share) for name in ("valid", "test")}
 
     features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
+    steps_per_epoch = math.ceil(arrays.num_rows / config.train.batch_size)
+    total_steps = config.train.epochs * steps_per_epoch
+    if config.train.max_steps is not None:
+        total_steps = min(total_steps, config.train.max_steps)
     graphdef, state, train_step, model_graphdef = build_training(
-        config, split.data.num_items, features, user_features, split.data.num_event_types
+        config, split.data.num_items, features, user_features, split.data.num_event_types, total_steps
     )
     evaluator = Evaluator(model_graphdef, config.eval, layout)
     finite_check = FiniteCheck(graphdef, split, max_len, config.train.lr)
@@ -91,10 +95,6 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         model, _ = nnx.merge(graphdef, state)
         return evaluator.evaluate(nnx.state(model), eval_sets[name])
 
-    steps_per_epoch = math.ceil(arrays.num_rows / config.train.batch_size)
-    total_steps = config.train.epochs * steps_per_epoch
-    if config.train.max_steps is not None:
-        total_steps = min(total_steps, config.train.max_steps)
     every, stop_at = config.train.ckpt_every_steps, config.train.stop_after_steps
     if stop_at is not None and stop_at <= pos.step:
         stop_at = None  # a resumed run is already past it

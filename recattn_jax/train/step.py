@@ -15,14 +15,22 @@ from recattn_jax.models import build_model
 from recattn_jax.models.scoring import event_kwargs
 from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
+from recattn_jax.train.lr_schedule import learning_rate
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
+    """`train.optimizer` at the learning rate of `train/lr_schedule.py` (`total_steps`: the run's planned steps,
+    which `train.lr_schedule=cosine` decays over), after clipping gradients to `train.grad_clip` if set."""
+    lr = learning_rate(config, total_steps)
     if config.optimizer == "adam":
-        return optax.adam(config.lr, b1=config.beta1, b2=config.beta2)
-    if config.optimizer == "adamw":
-        return optax.adamw(config.lr, b1=config.beta1, b2=config.beta2, weight_decay=config.weight_decay)
-    raise ConfigError(f"train.optimizer={config.optimizer!r}; choose one of ['adam', 'adamw']")
+        optimizer = optax.adam(lr, b1=config.beta1, b2=config.beta2)
+    elif config.optimizer == "adamw":
+        optimizer = optax.adamw(lr, b1=config.beta1, b2=config.beta2, weight_decay=config.weight_decay)
+    else:
+        raise ConfigError(f"train.optimizer={config.optimizer!r}; choose one of ['adam', 'adamw']")
+    if config.grad_clip is None:
+        return optimizer
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optimizer)
 
 
 def make_train_step(graphdef: nnx.GraphDef, loss_fn):
@@ -56,11 +64,19 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
-def build_training(config: Config, num_items: int, features=None, user_features=None, num_event_types: int = 0):
+def build_training(
+    config: Config,
+    num_items: int,
+    features=None,
+    user_features=None,
+    num_event_types: int = 0,
+    total_steps: int | None = None,
+):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
 
     `features` / `user_features`: side features of items / users (recattn_jax.features);
-    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none."""
+    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none;
+    `total_steps`: the run's planned steps (a learning-rate schedule's length)."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(
         config.model,
@@ -84,7 +100,7 @@ def build_training(config: Config, num_items: int, features=None, user_features=
         # drawn from 1..I (model.num_items), never from the pad rows
         layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
         loss_fn = sharded_next_item_loss(config.loss, layout)
-    optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, make_optimizer(config.train, total_steps), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     if layout is not None:
         state = layout.place_state(state)  # item rows sharded over `model`, the rest replicated
