@@ -67,6 +67,8 @@ class LossConfig:
     num_negatives: int = 1
     gbce_t: float = 0.75  # gbce: calibration t in [0, 1] (0 = plain BCE, 1 = fully calibrated)
     logq_correction: bool = True  # sampled_softmax: subtract log(K q) of the in-batch sampler
+    temperature: float = 1.0  # ce: softmax of logits / temperature
+    exclude_seen: bool = False  # ce: negatives leave out the row's earlier items (as seen-filtered full ranking)
 
 
 @dataclasses.dataclass

@@ -169,7 +169,8 @@ def check_negatives_fit(config: Config, split) -> None:
 
 
 def check_accuracy_levers(config: Config) -> None:
-    """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping."""
+    """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping, full CE's
+    temperature and seen-item exclusion."""
     from recattn_jax.train.lr_schedule import LR_SCHEDULES
 
     t = config.train
@@ -178,3 +179,16 @@ def check_accuracy_levers(config: Config) -> None:
     _at_least("train.warmup_steps", t.warmup_steps, 0)
     if t.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
+    loss = config.loss
+    _real("loss.temperature", loss.temperature, 0.0, math.inf, low_open=True, high_open=True)
+    if loss.name != "ce" and (loss.temperature != 1.0 or loss.exclude_seen):
+        raise ConfigError(f"loss.temperature and loss.exclude_seen apply to loss.name=ce only, not {loss.name}")
+
+
+def check_levers_fit_mesh(config: Config) -> None:
+    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py), which has neither option."""
+    if config.loss.temperature != 1.0 or config.loss.exclude_seen:
+        raise ConfigError(
+            "loss.temperature and loss.exclude_seen run on one device only (the mesh's item-sharded CE has "
+            "neither); set mesh.data=1 mesh.model=1 or drop them"
+        )

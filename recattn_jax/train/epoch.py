@@ -40,6 +40,8 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
         batch = arrays.batch(own_rows(idx), length)  # reads only this process's rows (and their events)
         if pack:  # score only the positions with a target; a few padded lengths, so a few compiles
             batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
+        if config.loss.exclude_seen:  # the softmax leaves out each row's earlier items (losses.py)
+            batch["seen"] = batch["inputs"]
         batch = place(batch)
         weight = None
         if config.train.bucketing:

@@ -9,6 +9,7 @@ import optax
 from flax import nnx
 
 from recattn_jax.config import Config, TrainConfig
+from recattn_jax.config_checks import check_levers_fit_mesh
 from recattn_jax.errors import ConfigError
 from recattn_jax.losses import next_item_loss
 from recattn_jax.models import build_model
@@ -50,7 +51,7 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
                 return model.train_loss(batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
             events = event_kwargs(batch.get("events"))  # present only when the data has an event column
             hidden = model.encode(batch["inputs"], **events, rngs=nnx.Rngs(dropout=dropout_rng))
-            packed = {"positions": batch["positions"]} if "positions" in batch else {}  # see run_epoch
+            packed = {k: batch[k] for k in ("positions", "seen") if k in batch}  # see run_epoch
             return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng, **packed)
 
         def weighted_loss(model):
@@ -92,9 +93,12 @@ def build_training(
         config.loss.num_negatives,
         gbce_t=config.loss.gbce_t,
         logq_correction=config.loss.logq_correction,
+        temperature=config.loss.temperature,
+        exclude_seen=config.loss.exclude_seen,
     )
     layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
     if layout is not None:
+        check_levers_fit_mesh(config)
         # a model with its own loss (bert4rec, bpr_mf, din, pop, user features) runs it under jit on the
         # mesh: GSPMD adds the collectives its lookups into row-sharded tables need; its negatives are
         # drawn from 1..I (model.num_items), never from the pad rows
