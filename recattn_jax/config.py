@@ -54,6 +54,9 @@ class ModelConfig:
     heads: int = 1
     dropout: float = 0.2
     layer_norm: str = "sasrec"  # sasrec (the paper's placement) | pre
+    ffn: str = "relu"  # sasrec: relu (the paper's) | swiglu feed-forward in each block
+    tie_output: bool = True  # sasrec: score with the input item embedding; false = an output item table of its own
+    normalize: bool = False  # sasrec: cosine scores (L2-normalised states and items); pair with loss.temperature
     candidate_chunk: int = 512  # din: candidate items scored per chunk in full ranking
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
     mask_prob: float = 0.2  # bert4rec: probability that a training position is replaced by [mask]

@@ -170,7 +170,8 @@ def check_negatives_fit(config: Config, split) -> None:
 
 def check_accuracy_levers(config: Config) -> None:
     """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping, full CE's
-    temperature and seen-item exclusion."""
+    temperature and seen-item exclusion, SASRec's feed-forward, output table and cosine scores."""
+    from recattn_jax.layers.transformer import FEED_FORWARDS
     from recattn_jax.train.lr_schedule import LR_SCHEDULES
 
     t = config.train
@@ -183,6 +184,11 @@ def check_accuracy_levers(config: Config) -> None:
     _real("loss.temperature", loss.temperature, 0.0, math.inf, low_open=True, high_open=True)
     if loss.name != "ce" and (loss.temperature != 1.0 or loss.exclude_seen):
         raise ConfigError(f"loss.temperature and loss.exclude_seen apply to loss.name=ce only, not {loss.name}")
+    m = config.model
+    if m.ffn not in FEED_FORWARDS:
+        raise ConfigError(f"model.ffn={m.ffn!r}; choose one of {list(FEED_FORWARDS)}")
+    if m.name != "sasrec" and (m.ffn != "relu" or not m.tie_output or m.normalize):
+        raise ConfigError(f"model.ffn, model.tie_output and model.normalize are sasrec's; model.name={m.name}")
 
 
 def check_levers_fit_mesh(config: Config) -> None:
