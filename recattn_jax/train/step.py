@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 import jax
 import optax
@@ -56,11 +57,21 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
-def build_training(config: Config, num_items: int, features=None, user_features=None, num_event_types: int = 0):
+def build_training(
+    config: Config,
+    num_items: int,
+    features=None,
+    user_features=None,
+    num_event_types: int = 0,
+    *,
+    layout: ParallelLayout | Literal["from_config"] | None = "from_config",
+):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
 
     `features` / `user_features`: side features of items / users (recattn_jax.features);
-    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none."""
+    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none;
+    `layout`: the run's device layout (None: one device in one process), by default
+    `ParallelLayout.from_config(config, num_items)`."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(
         config.model,
@@ -77,8 +88,9 @@ def build_training(config: Config, num_items: int, features=None, user_features=
         gbce_t=config.loss.gbce_t,
         logq_correction=config.loss.logq_correction,
     )
-    layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
-    if layout is not None:
+    if layout == "from_config":
+        layout = ParallelLayout.from_config(config, num_items)
+    if layout is not None:  # None: one device, the code below unchanged
         # a model with its own loss (bert4rec, bpr_mf, din, pop, user features) runs it under jit on the
         # mesh: GSPMD adds the collectives its lookups into row-sharded tables need; its negatives are
         # drawn from 1..I (model.num_items), never from the pad rows
