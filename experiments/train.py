@@ -15,7 +15,8 @@ from recattn_jax.cli import hydra_entry, run_entry
 from recattn_jax.config import register_configs, to_config
 from recattn_jax.config_checks import check_config
 from recattn_jax.train.logs import print_config
-from recattn_jax.train.loop import format_metrics, train_and_evaluate
+from recattn_jax.train.loop import train_and_evaluate
+from recattn_jax.train.report import format_metrics
 from recattn_jax.train.run_dir import resume_hint
 from recattn_jax.train.run_state import RunStopped
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from recattn_jax.config import Config
+from recattn_jax.config import Config, EvalConfig
 from recattn_jax.errors import ConfigError
 
 SELECTION_K = 10  # model selection and early stopping use valid full-ranking NDCG@10
@@ -151,13 +151,13 @@ def check_backend(backend: str) -> None:
         raise ConfigError(f"kernel.backend={backend!r}: {e}") from None
 
 
-def check_negatives_fit(config: Config, split) -> None:
+def check_negatives_fit(config: EvalConfig, split) -> None:
     """The sampled protocol's negatives fit every eval user's unseen items; the error names the user's id."""
-    if not config.eval.sampled:
+    if not config.sampled:
         return
     import numpy as np
 
-    num_items, wanted = split.data.num_items, config.eval.num_negatives
+    num_items, wanted = split.data.num_items, config.num_negatives
     unseen = np.asarray([num_items - len(np.unique(split.data.sequences[u])) for u in split.eval_users])
     if len(unseen) and unseen.min() < wanted:
         row = int(np.argmin(unseen))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 import jax
 import optax
@@ -72,12 +73,16 @@ def build_training(
     user_features=None,
     num_event_types: int = 0,
     total_steps: int | None = None,
+    *,
+    layout: ParallelLayout | Literal["from_config"] | None = "from_config",
 ):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
 
     `features` / `user_features`: side features of items / users (recattn_jax.features);
     `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none;
-    `total_steps`: the run's planned steps (a learning-rate schedule's length)."""
+    `total_steps`: the run's planned steps (a learning-rate schedule's length);
+    `layout`: the run's device layout (None: one device in one process), by default
+    `ParallelLayout.from_config(config, num_items)`."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(
         config.model,
@@ -96,8 +101,9 @@ def build_training(
         temperature=config.loss.temperature,
         exclude_seen=config.loss.exclude_seen,
     )
-    layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
-    if layout is not None:
+    if layout == "from_config":
+        layout = ParallelLayout.from_config(config, num_items)
+    if layout is not None:  # None: one device, the code below unchanged
         check_levers_fit_mesh(config)
         # a model with its own loss (bert4rec, bpr_mf, din, pop, user features) runs it under jit on the
         # mesh: GSPMD adds the collectives its lookups into row-sharded tables need; its negatives are

@@ -95,7 +95,7 @@ def test_bucketed_epoch_packs_and_weighs_every_window(tiny_config):
         seen.append((float(loss_weight), int(np.count_nonzero(batch["targets"])), int(np.count_nonzero(kept))))
         return state, {"loss": 0.0}
 
-    run_epoch(spy_step, None, arrays, tiny_config, epoch=1, max_steps=10**6)
+    run_epoch(spy_step, None, arrays, tiny_config.train, tiny_config.seed, epoch=1, max_steps=10**6, pack=True)
     weights, positions, packed = np.array(seen).T
     assert positions.sum() == sum(max(len(s) - 1, 0) for s in seqs)  # every target, once
     np.testing.assert_array_equal(packed, positions)  # the packed positions keep every target
