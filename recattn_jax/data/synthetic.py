@@ -35,7 +35,7 @@ import numpy as np
 __all__ = ["SyntheticSpec", "generate_synthetic", "generate_synthetic_with_sequels"]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass  # not frozen: the config schema `data.synthetic` extends it (recattn_jax/config.py)
 class SyntheticSpec:
     """Size and shape of the synthetic data set (the defaults give about 1M ML-1M-like interactions).
 

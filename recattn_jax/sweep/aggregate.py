@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-MAIN_METRIC = "valid_full_NDCG@10"
+from recattn_jax.config import SELECTION_METRIC
+
+MAIN_METRIC = f"valid_full_{SELECTION_METRIC}"  # what the runs were selected and stopped on
 TABLE_METRICS = [MAIN_METRIC, "test_full_NDCG@10", "test_full_HR@10", "test_sampled_NDCG@10", "test_sampled_HR@10"]
 SEED_KEYS = ("seed",)
 
