@@ -11,7 +11,7 @@ from dataclasses import field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recattn_jax.data.synthetic import SyntheticSpec
 
@@ -138,10 +138,13 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
 
 
-def to_config(cfg: DictConfig | dict[str, Any]) -> Config:
-    """A typed Config from a Hydra DictConfig (or a plain dict), validated against the schema."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
-    return OmegaConf.to_object(merged)
+def to_config(cfg: DictConfig | ListConfig | dict[str, Any]) -> Config:
+    """A typed Config from a Hydra DictConfig (or a plain dict), validated against the schema.
+
+    Anything else (a ListConfig: a config.yaml that holds a list) raises, as a key or type error does."""
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
+    assert isinstance(config, Config)  # merged into the Config schema
+    return config
 
 
 def to_dict(config: Config) -> dict[str, Any]:

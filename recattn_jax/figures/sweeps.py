@@ -26,7 +26,9 @@ SLICE = {"model.max_len": 200, "model.blocks": 2}  # cached grid: each curve hol
 
 def quick_data(runs) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
     base = [*QUICK, "model=sasrec"]
-    rows, curves, seen_dirs = [], {}, []
+    rows: list[dict] = []
+    curves: dict[str, list[dict]] = {}
+    seen_dirs: list[Path] = []
     for key, values in KEYS.items():
         for value in values:
             # the swept runs skip the sampled protocol (this figure shows full ranking only): fewer compiles

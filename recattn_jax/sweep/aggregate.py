@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -47,7 +48,7 @@ def read_overrides(run_dir: Path) -> dict[str, str]:
 
 
 def run_row(sweep_dir: Path, run_dir: Path) -> dict:
-    row = {"run": str(run_dir.relative_to(sweep_dir)) or ".", **read_overrides(run_dir)}
+    row: dict[str, Any] = {"run": str(run_dir.relative_to(sweep_dir)) or ".", **read_overrides(run_dir)}
     results_file = run_dir / "results.json"
     if not results_file.exists():
         return {**row, "status": "no results.json (failed, stopped or running)"}
