@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import math
 
-from recattn_jax.config import Config, EvalConfig
+from recattn_jax.config import SELECTION_K, SELECTION_METRIC, Config, EvalConfig
 from recattn_jax.errors import ConfigError
 
-SELECTION_K = 10  # model selection and early stopping use valid full-ranking NDCG@10
 OPTIMIZERS = ("adam", "adamw")
 LAYER_NORMS = ("sasrec", "pre")
 DATA_SOURCES = ("synthetic", "sasrec_txt", "csv")
@@ -89,13 +88,13 @@ def _check_ranges(config: Config) -> None:
     if config.loss.name != "ce":  # full CE samples no negative
         _at_least("loss.num_negatives", config.loss.num_negatives, 1)
     if not e.ks:
-        raise ConfigError(f"eval.ks is empty; it must include {SELECTION_K} (model selection uses NDCG@{SELECTION_K})")
+        raise ConfigError(f"eval.ks is empty; it must include {SELECTION_K} (model selection uses {SELECTION_METRIC})")
     for k in e.ks:
         _at_least("eval.ks", k, 1)
     if SELECTION_K not in e.ks:
         raise ConfigError(
             f"eval.ks={list(e.ks)} must include {SELECTION_K}: model selection and early stopping use "
-            f"valid NDCG@{SELECTION_K}"
+            f"valid {SELECTION_METRIC}"
         )
     if e.sampled:
         if e.num_negatives < 1:

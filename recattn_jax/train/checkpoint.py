@@ -18,9 +18,10 @@ from pathlib import Path
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from recattn_jax.config import SELECTION_METRIC
 from recattn_jax.errors import CheckpointError
 
-BEST_METRIC = "valid_NDCG@10"
+BEST_METRIC = "valid_" + SELECTION_METRIC
 DAMAGED_HINT = "truncated, corrupt or incomplete, or written for other data or another config"
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file operation at INFO
 

@@ -9,13 +9,12 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
+from recattn_jax.config import SELECTION_METRIC
 from recattn_jax.train.checkpoint import BestCheckpoint
 from recattn_jax.train.divergence import check_metrics
 from recattn_jax.train.logs import RunLog
 from recattn_jax.train.run_setup import RunSetup
 from recattn_jax.train.run_state import RunPosition
-
-SELECTION_METRIC = "NDCG@10"
 
 
 class Selection:
