@@ -123,6 +123,7 @@ def test_refusals(tiny_config):
         check_config(tiny_config)
 
 
+@pytest.mark.slow  # tests/train/test_levers_run.py runs every lever at once in the fast tier
 def test_a_run_with_every_model_lever(tiny_config, tmp_path):
     m = tiny_config.model
     m.ffn, m.tie_output, m.normalize = "swiglu", False, True

@@ -114,6 +114,7 @@ def test_refusals(tiny_config):
         check_config(tiny_config)
 
 
+@pytest.mark.slow  # tests/train/test_levers_run.py runs every lever at once in the fast tier
 def test_a_run_with_both_loss_levers(tiny_config, tmp_path):
     tiny_config.loss.temperature, tiny_config.loss.exclude_seen = 0.5, True
     results = train_and_evaluate(tiny_config, tmp_path)

@@ -112,6 +112,7 @@ def test_impossible_values_are_refused(tiny_config):
         setattr(config.train, key, old)
 
 
+@pytest.mark.slow  # tests/train/test_levers_run.py runs every lever at once in the fast tier
 def test_a_run_with_every_optimizer_lever(tiny_config, tmp_path):
     t = tiny_config.train
     t.optimizer, t.weight_decay, t.grad_clip, t.warmup_steps, t.lr_schedule = "adamw", 0.01, 5.0, 1, "cosine"
