@@ -124,7 +124,7 @@ def history_windows(train_sequences: Sequence[np.ndarray], max_len: int) -> tupl
             starts.append(max(0, end - max_len - 1))
             ends.append(end)
         end_of = {u: end - max_len for u, end in end_of.items() if end - max_len >= 2}
-    return tuple(np.asarray(a, np.int64) for a in (users, starts, ends))
+    return np.asarray(users, np.int64), np.asarray(starts, np.int64), np.asarray(ends, np.int64)
 
 
 def _cut(per_user: Sequence[np.ndarray], windows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[np.ndarray]:
@@ -152,8 +152,10 @@ def next_item_arrays(
     if whole_history:  # the windows padded all at once: the same arrays as SequenceRows' batches of them
         rows = sequence_rows(train_sequences, max_len, train_events, whole_history=True)
         padded = rows.batch(np.arange(rows.num_rows), max_len)
-        events = (padded["events"], padded["target_events"]) if train_events is not None else (None, None)
-        return NextItemArrays(padded["inputs"], padded["targets"], rows.users, *events)
+        if train_events is None:
+            return NextItemArrays(padded["inputs"], padded["targets"], rows.users, None, None)
+        window_events = padded["events"], padded["target_events"]
+        return NextItemArrays(padded["inputs"], padded["targets"], rows.users, *window_events)
     users = _training_users(train_sequences)
 
     def shifted(per_user: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
