@@ -30,7 +30,8 @@ from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.bucketing import padded_fraction
 from recattn_jax.data.load import load_split
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
-from recattn_jax.train.epoch import run_epoch
+from recattn_jax.parallel.mesh import ParallelLayout
+from recattn_jax.train.epoch import packs_positions, run_epoch
 from recattn_jax.train.step import build_training
 
 
@@ -49,11 +50,13 @@ def main() -> None:
         split = load_split(config.data)
         arrays = next_item_arrays(split.train_sequences, config.model.max_len)
         padded = padded_fraction(arrays, config.train.batch_size, config.model.max_len, bucketing, config.seed)
-        graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items)
+        layout = ParallelLayout.from_config(config, split.data.num_items)
+        graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, layout=layout)
+        feed = {"layout": layout, "pack": packs_positions(config.loss.name, layout)}  # as train_and_evaluate does
         seconds, losses = [], []
         for epoch in range(1, args.epochs + 1):
             started = time.perf_counter()
-            state, losses = run_epoch(train_step, state, arrays, config, epoch, max_steps=10**9)
+            state, losses = run_epoch(train_step, state, arrays, config.train, config.seed, epoch, 10**9, **feed)
             jax.block_until_ready(losses)
             seconds.append(time.perf_counter() - started)
             print(f"bucketing={bucketing} epoch {epoch}: {seconds[-1]:.1f} s", flush=True)

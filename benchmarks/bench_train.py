@@ -26,7 +26,8 @@ from recattn_jax.config import register_configs, to_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import DataError
-from recattn_jax.train.epoch import run_epoch
+from recattn_jax.parallel.mesh import ParallelLayout
+from recattn_jax.train.epoch import packs_positions, run_epoch
 from recattn_jax.train.step import build_training
 
 
@@ -41,13 +42,16 @@ def reference_config(loss: str, data: str, backend: str):
 
 def time_epochs(config, split, epochs: int) -> list[float]:
     arrays = next_item_arrays(split.train_sequences, config.model.max_len)
-    _, state, train_step, _ = build_training(config, split.data.num_items)
-    state, losses = run_epoch(train_step, state, arrays, config, 0, 10**9)  # compile + warm up
+    layout = ParallelLayout.from_config(config, split.data.num_items)
+    _, state, train_step, _ = build_training(config, split.data.num_items, layout=layout)
+    feed = {"layout": layout, "pack": packs_positions(config.loss.name, layout)}  # as train_and_evaluate does
+    # compile + warm up
+    state, losses = run_epoch(train_step, state, arrays, config.train, config.seed, 0, 10**9, **feed)
     jax.block_until_ready(losses)
     seconds = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        state, losses = run_epoch(train_step, state, arrays, config, epoch, 10**9)
+        state, losses = run_epoch(train_step, state, arrays, config.train, config.seed, epoch, 10**9, **feed)
         jax.block_until_ready((state, losses))
         seconds.append(time.perf_counter() - started)
     return seconds, arrays.num_rows

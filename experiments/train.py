@@ -12,10 +12,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from recattn_jax.cli import hydra_entry, run_entry
-from recattn_jax.config import register_configs, to_config
+from recattn_jax.config import SELECTION_METRIC, register_configs, to_config
 from recattn_jax.config_checks import check_config
 from recattn_jax.train.logs import print_config
-from recattn_jax.train.loop import format_metrics, train_and_evaluate
+from recattn_jax.train.loop import train_and_evaluate
+from recattn_jax.train.report import format_metrics
 from recattn_jax.train.run_dir import resume_hint
 from recattn_jax.train.run_state import RunStopped
 
@@ -41,7 +42,7 @@ def main(cfg: DictConfig) -> float:
         return float("nan")
     print(format_metrics(results))
     print(f"{results['epochs']} epochs, {results['seconds_per_epoch']:.2f} s/epoch; results in {workdir}/results.json")
-    return results["valid"]["full"]["NDCG@10"]
+    return results["valid"]["full"][SELECTION_METRIC]
 
 
 if __name__ == "__main__":

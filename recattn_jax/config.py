@@ -1,6 +1,7 @@
 """Typed configuration: dataclass schemas registered in Hydra's ConfigStore.
 
-The YAML groups under conf/ fill these schemas; a key that is not in a schema is an error.
+The schemas hold every default, once; the YAML groups under conf/ hold only what differs from them
+(tests/test_config_defaults.py checks it). A key that is not in a schema is an error.
 """
 
 from __future__ import annotations
@@ -10,24 +11,19 @@ from dataclasses import field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from recattn_jax.data.synthetic import SyntheticSpec
+
+# model selection and early stopping: the state with the best valid full-ranking NDCG@10 is kept and tested
+SELECTION_METRIC = "NDCG@10"
+SELECTION_K = int(SELECTION_METRIC.split("@")[1])  # eval.ks must include it
 
 
 @dataclasses.dataclass
-class SyntheticConfig:
-    num_users: int = 6040
-    num_items: int = 3416
-    mean_length: float = 165.0
-    min_length: int = 20
-    max_length: int = 2000  # must be < num_items: items never repeat within a user
-    length_sigma: float = 1.0
-    num_topics: int = 20
-    topic_concentration: float = 0.5
-    zipf_exponent: float = 1.0
-    p_sequential: float = 0.5
-    num_successors: int = 3
-    successor_decay: float = 0.5
-    seed: int = 0
+class SyntheticConfig(SyntheticSpec):
+    """The generator's fields (SyntheticSpec, with its defaults) and whether to label events."""
+
     events: bool = False  # an event type per interaction, click / purchase (data/synthetic_events.py)
 
 
@@ -38,7 +34,7 @@ class DataConfig:
     user_col: str = "user"
     item_col: str = "item"
     time_col: str | None = "timestamp"
-    event_col: str | None = None
+    event_col: str | None = None  # e.g. event: a column of event types (click, purchase, ...), embedded per position
     item_features: str | None = None  # a MovieLens folder or an item-feature table (model.item_features=tfidf)
     min_user_interactions: int = 0  # k-core filter, iterated until stable; 0 = off
     min_item_interactions: int = 0
@@ -54,6 +50,9 @@ class ModelConfig:
     heads: int = 1
     dropout: float = 0.2
     layer_norm: str = "sasrec"  # sasrec (the paper's placement) | pre
+    ffn: str = "relu"  # sasrec: relu (the paper's) | swiglu feed-forward in each block
+    tie_output: bool = True  # sasrec: score with the input item embedding; false = an output item table of its own
+    normalize: bool = False  # sasrec: cosine scores (L2-normalised states and items); pair with loss.temperature
     candidate_chunk: int = 512  # din: candidate items scored per chunk in full ranking
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
     mask_prob: float = 0.2  # bert4rec: probability that a training position is replaced by [mask]
@@ -67,19 +66,24 @@ class LossConfig:
     num_negatives: int = 1
     gbce_t: float = 0.75  # gbce: calibration t in [0, 1] (0 = plain BCE, 1 = fully calibrated)
     logq_correction: bool = True  # sampled_softmax: subtract log(K q) of the in-batch sampler
+    temperature: float = 1.0  # ce: softmax of logits / temperature
+    exclude_seen: bool = False  # ce: negatives leave out the row's earlier items (as seen-filtered full ranking)
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 10  # the default synthetic run: a few minutes on 2 CPU cores
     batch_size: int = 128
     optimizer: str = "adam"  # adam | adamw
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.98
     weight_decay: float = 0.0
+    grad_clip: float | None = None  # clip gradients to this global norm; None = no clipping
+    warmup_steps: int = 0  # the learning rate rises linearly from 0 to train.lr over these first steps
+    lr_schedule: str = "constant"  # constant | cosine (to 0 at the run's last planned step, after the warmup)
     eval_every: int = 1  # epochs between validations
-    patience: int = 5  # validations without a better valid NDCG@10 before stopping; 0 = never stop early
+    patience: int = 5  # validations without a better valid SELECTION_METRIC before stopping; 0 = never stop early
     max_steps: int | None = None  # stop after this many steps in total (smoke tests)
     # batches of similar-length rows, padded to a few fixed lengths: ML-1M's padded positions 47% -> 15%, metrics
     # within one seed std of no bucketing (benchmarks/RESULTS.md, 3 seeds); false: the plain shuffle
@@ -90,6 +94,9 @@ class TrainConfig:
     stop_after_steps: int | None = None  # stop as a crash would after this many steps (tests, splitting runs)
     log_every_steps: int = 50  # training-loss records in metrics.jsonl (and TensorBoard)
     tensorboard: bool = True  # event files in tensorboard/ when tensorboardX is installed
+    # every training target once per epoch, in windows of max_len targets (data/batches.py: history_windows);
+    # false: only each user's newest max_len targets
+    whole_history: bool = False
 
 
 @dataclasses.dataclass
@@ -142,10 +149,13 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
 
 
-def to_config(cfg: DictConfig | dict[str, Any]) -> Config:
-    """A typed Config from a Hydra DictConfig (or a plain dict), validated against the schema."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
-    return OmegaConf.to_object(merged)
+def to_config(cfg: DictConfig | ListConfig | dict[str, Any]) -> Config:
+    """A typed Config from a Hydra DictConfig (or a plain dict), validated against the schema.
+
+    Anything else (a ListConfig: a config.yaml that holds a list) raises, as a key or type error does."""
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
+    assert isinstance(config, Config)  # merged into the Config schema
+    return config
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import math
 
-from recattn_jax.config import Config
+from recattn_jax.config import SELECTION_K, SELECTION_METRIC, Config, EvalConfig
 from recattn_jax.errors import ConfigError
 
-SELECTION_K = 10  # model selection and early stopping use valid full-ranking NDCG@10
 OPTIMIZERS = ("adam", "adamw")
 LAYER_NORMS = ("sasrec", "pre")
 DATA_SOURCES = ("synthetic", "sasrec_txt", "csv")
@@ -22,6 +21,7 @@ def check_config(config: Config) -> None:
     _check_ranges(config)
     _check_choices(config)
     _check_backend_name(config.kernel.backend)
+    check_accuracy_levers(config)
 
 
 def _at_least(key: str, value, low, *, optional: bool = False) -> None:
@@ -88,13 +88,13 @@ def _check_ranges(config: Config) -> None:
     if config.loss.name != "ce":  # full CE samples no negative
         _at_least("loss.num_negatives", config.loss.num_negatives, 1)
     if not e.ks:
-        raise ConfigError(f"eval.ks is empty; it must include {SELECTION_K} (model selection uses NDCG@{SELECTION_K})")
+        raise ConfigError(f"eval.ks is empty; it must include {SELECTION_K} (model selection uses {SELECTION_METRIC})")
     for k in e.ks:
         _at_least("eval.ks", k, 1)
     if SELECTION_K not in e.ks:
         raise ConfigError(
             f"eval.ks={list(e.ks)} must include {SELECTION_K}: model selection and early stopping use "
-            f"valid NDCG@{SELECTION_K}"
+            f"valid {SELECTION_METRIC}"
         )
     if e.sampled:
         if e.num_negatives < 1:
@@ -150,13 +150,13 @@ def check_backend(backend: str) -> None:
         raise ConfigError(f"kernel.backend={backend!r}: {e}") from None
 
 
-def check_negatives_fit(config: Config, split) -> None:
+def check_negatives_fit(config: EvalConfig, split) -> None:
     """The sampled protocol's negatives fit every eval user's unseen items; the error names the user's id."""
-    if not config.eval.sampled:
+    if not config.sampled:
         return
     import numpy as np
 
-    num_items, wanted = split.data.num_items, config.eval.num_negatives
+    num_items, wanted = split.data.num_items, config.num_negatives
     unseen = np.asarray([num_items - len(np.unique(split.data.sequences[u])) for u in split.eval_users])
     if len(unseen) and unseen.min() < wanted:
         row = int(np.argmin(unseen))
@@ -164,4 +164,36 @@ def check_negatives_fit(config: Config, split) -> None:
         raise ConfigError(
             f"eval.num_negatives={wanted} is more than user {user} can have ({unseen[row]} unseen items of "
             f"{num_items}); lower eval.num_negatives or set eval.sampled=false"
+        )
+
+
+def check_accuracy_levers(config: Config) -> None:
+    """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping, full CE's
+    temperature and seen-item exclusion, SASRec's feed-forward, output table and cosine scores."""
+    from recattn_jax.layers.transformer import FEED_FORWARDS
+    from recattn_jax.train.lr_schedule import LR_SCHEDULES
+
+    t = config.train
+    if t.grad_clip is not None:
+        _real("train.grad_clip", t.grad_clip, 0.0, math.inf, low_open=True, high_open=True)
+    _at_least("train.warmup_steps", t.warmup_steps, 0)
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
+    loss = config.loss
+    _real("loss.temperature", loss.temperature, 0.0, math.inf, low_open=True, high_open=True)
+    if loss.name != "ce" and (loss.temperature != 1.0 or loss.exclude_seen):
+        raise ConfigError(f"loss.temperature and loss.exclude_seen apply to loss.name=ce only, not {loss.name}")
+    m = config.model
+    if m.ffn not in FEED_FORWARDS:
+        raise ConfigError(f"model.ffn={m.ffn!r}; choose one of {list(FEED_FORWARDS)}")
+    if m.name != "sasrec" and (m.ffn != "relu" or not m.tie_output or m.normalize):
+        raise ConfigError(f"model.ffn, model.tie_output and model.normalize are sasrec's; model.name={m.name}")
+
+
+def check_levers_fit_mesh(config: Config) -> None:
+    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py), which has neither option."""
+    if config.loss.temperature != 1.0 or config.loss.exclude_seen:
+        raise ConfigError(
+            "loss.temperature and loss.exclude_seen run on one device only (the mesh's item-sharded CE has "
+            "neither); set mesh.data=1 mesh.model=1 or drop them"
         )

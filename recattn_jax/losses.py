@@ -11,20 +11,87 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 import kernels
+from kernels.linear_cross_entropy import DEFAULT_CHUNK
 from recattn_jax.errors import ConfigError
 
 
 def full_cross_entropy(
-    hidden: Float[Array, "B L D"], table: Float[Array, "I D"], targets: Int[Array, "B L"], rng: Array
+    hidden: Float[Array, "B L D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, "B L"],
+    rng: Array,
+    temperature: float = 1.0,
 ) -> Float[Array, ""]:
-    """Softmax cross-entropy over the whole catalogue (items 1..I; padding, row 0, is not an item).
+    """Softmax cross-entropy over the whole catalogue (items 1..I; padding, row 0, is not an item), of the
+    logits / `temperature`.
 
     Through `kernels.linear_cross_entropy`: item chunks with a recomputing backward, never the [B, L, I]
     logits (on 2 CPU cores 1.5-2.6x faster than materialised logits, 1/19 of the memory)."""
     del rng
+    if temperature != 1.0:
+        hidden = hidden / temperature  # (hidden / T) . item = logit / T
     # [B, L, D] -> [B*L, D]: positions are independent
     nll = kernels.linear_cross_entropy(hidden.reshape(-1, hidden.shape[-1]), table, targets.reshape(-1))
     return masked_mean(nll.reshape(targets.shape), targets != 0)
+
+
+def unseen_cross_entropy(
+    hidden: Float[Array, "B L D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, "B L"],
+    seen: Int[Array, "B L"],
+    temperature: float = 1.0,
+    positions: Int[Array, " P"] | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> Float[Array, ""]:
+    """Full softmax CE whose negatives leave out the row's own earlier items, as seen-filtered full ranking
+    does: position t's softmax runs over the items outside seen[b, :t+1] (the row's inputs up to t; 0 is
+    padding), plus its target, which always stays. `positions`: score only these flat positions of [B, L].
+
+    Never [P, I] logits: a scan over item chunks of `chunk` rows with an online log-sum-exp, each step
+    rematerialised in the backward (O(P x chunk) memory), as `kernels.linear_cross_entropy`'s reference;
+    a position's seen items come from the [B, I] first slot of each item in its row, not a [P, I] mask.
+    Exact, unlike subtracting the seen items' mass from the whole catalogue's log-sum-exp, which fp32
+    cancellation ruins once seen items dominate the softmax (low temperatures)."""
+    if temperature != 1.0:
+        hidden = hidden / temperature
+    b, length, dim = hidden.shape
+    items = table.shape[0]
+    num_chunks = -(-items // chunk)
+    rows = jnp.arange(b)[:, None]
+    # first_slot[b, i]: the first slot of item i in row b, `length` where absent (padding, 0, is never seen)
+    first_slot = jnp.full((b, num_chunks * chunk), length, jnp.int32)
+    first_slot = first_slot.at[rows, seen].min(jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), seen.shape))
+    first_slot = first_slot.at[:, 0].set(length)
+    row_of, slot_of = jnp.divmod(jnp.arange(b * length), length)  # each flat position's row and slot
+    flat_hidden, flat_targets = hidden.reshape(-1, dim), targets.reshape(-1)  # [B, L, D] -> [B*L, D]
+    if positions is not None:
+        flat_hidden, flat_targets = flat_hidden[positions], flat_targets[positions]
+        row_of, slot_of = row_of[positions], slot_of[positions]
+    mask = flat_targets != 0
+
+    def step(carry, xs):
+        running_max, running_sum = carry
+        table_chunk, slot_chunk, first_id = xs  # [K, D], [B, K]
+        ids = first_id + jnp.arange(chunk)
+        seen_here = (slot_chunk[row_of] <= slot_of[:, None]) & (ids[None] != flat_targets[:, None])  # [P, K]
+        candidate = (ids >= 1) & (ids < items) & ~seen_here
+        logits = jnp.einsum("pd,kd->pk", flat_hidden, table_chunk, preferred_element_type=jnp.float32)
+        logits = jnp.where(candidate, logits, -jnp.inf)
+        new_max = jax.lax.stop_gradient(jnp.maximum(running_max, jnp.max(logits, axis=-1)))
+        shift = jnp.where(jnp.isneginf(new_max), 0.0, new_max)  # no candidate yet: no -inf - -inf
+        running_sum = running_sum * jnp.exp(running_max - shift) + jnp.sum(jnp.exp(logits - shift[:, None]), -1)
+        return (new_max, running_sum), None
+
+    padded = jnp.pad(table, ((0, num_chunks * chunk - items), (0, 0))).reshape(num_chunks, chunk, dim)
+    slots = first_slot.reshape(b, num_chunks, chunk).transpose(1, 0, 2)  # [B, C*K] -> [C, B, K]
+    init = (jnp.full(mask.shape, -jnp.inf, jnp.float32), jnp.zeros(mask.shape, jnp.float32))
+    xs = (padded, slots, jnp.arange(num_chunks) * chunk)
+    (running_max, running_sum), _ = jax.lax.scan(jax.checkpoint(step), init, xs)
+    lse = running_max + jnp.log(jnp.where(mask, running_sum, 1.0))  # the target is a candidate: sum > 0
+    target_rows = table[flat_targets].astype(jnp.float32)
+    target_logit = jnp.einsum("pd,pd->p", flat_hidden.astype(jnp.float32), target_rows)
+    return masked_mean(jnp.where(mask, lse - target_logit, 0.0), mask)
 
 
 def sample_negatives(
@@ -156,12 +223,45 @@ def _at_positions(loss):
     return packed
 
 
-def next_item_loss(name: str, num_negatives: int = 1, *, gbce_t: float = 0.75, logq_correction: bool = True):
-    """The loss function `loss.name` as f(hidden, table, targets, rng, positions=None) -> scalar."""
+def _excluding_seen(temperature: float):
+    """CE over unseen items as f(hidden, table, targets, rng, positions=None, seen=None): `seen` is the rows'
+    items (the step's inputs, passed by run_epoch for loss.exclude_seen)."""
+
+    def loss(hidden, table, targets, rng, positions=None, seen=None):
+        del rng
+        if seen is None:
+            raise ConfigError(
+                "loss.exclude_seen=true needs each row's items, which only SASRec-style models' training "
+                "steps pass (a model with its own training loss does not); set loss.exclude_seen=false"
+            )
+        return unseen_cross_entropy(hidden, table, targets, seen, temperature, positions)
+
+    return loss
+
+
+def next_item_loss(
+    name: str,
+    num_negatives: int = 1,
+    *,
+    gbce_t: float = 0.75,
+    logq_correction: bool = True,
+    temperature: float = 1.0,
+    exclude_seen: bool = False,
+):
+    """The loss function `loss.name` as f(hidden, table, targets, rng, positions=None) -> scalar (and
+    `seen=` too with `exclude_seen`). `temperature` and `exclude_seen` are full CE's (loss.name=ce) only."""
     if name == "ce":
+        if exclude_seen:
+            return _excluding_seen(temperature)
+        if temperature != 1.0:
+            return _at_positions(
+                lambda hidden, table, targets, rng: full_cross_entropy(hidden, table, targets, rng, temperature)
+            )
         return _at_positions(full_cross_entropy)
     if name not in LOSSES:
         raise ConfigError(f"loss.name={name!r}; choose one of {list(LOSSES)}")
+    if temperature != 1.0 or exclude_seen:
+        raise ConfigError(f"loss.temperature and loss.exclude_seen apply to loss.name=ce only, not {name}")
     if num_negatives < 1:
         raise ConfigError(f"loss.num_negatives={num_negatives}: {name} needs at least one negative")
     if name == "bce":

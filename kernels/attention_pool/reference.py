@@ -1,6 +1,6 @@
 """Pure-JAX attention pooling: one query per row and head, out = sum_j softmax_j(scale * q . k_j) v_j.
 
-This is the seed's weighting/summation a_j = softmax(w . x_j + b), out = sum_j a_j x_j with
+This is the source article's weighting/summation a_j = softmax(w . x_j + b), out = sum_j a_j x_j with
 q = w and k = v = x (a scalar b cancels in the softmax). Same masking rules as `attention`.
 """
 

@@ -86,12 +86,21 @@ class SequenceRows:
 
 
 def sequence_rows(
-    train_sequences: Sequence[np.ndarray], max_len: int, train_events: Sequence[np.ndarray] | None = None
+    train_sequences: Sequence[np.ndarray],
+    max_len: int,
+    train_events: Sequence[np.ndarray] | None = None,
+    *,
+    whole_history: bool = False,
 ) -> SequenceRows:
-    """The rows of `next_item_arrays(train_sequences, max_len, train_events)`, without padding them."""
-    users = _training_users(train_sequences)
-    events = None if train_events is None else [train_events[u] for u in users]
-    return SequenceRows([train_sequences[u] for u in users], users, max_len, events)
+    """The rows of `next_item_arrays(train_sequences, max_len, train_events, whole_history=...)`, without
+    padding them (a row's sequence is its window of the user's, a view)."""
+    if not whole_history:
+        users = _training_users(train_sequences)
+        events = None if train_events is None else [train_events[u] for u in users]
+        return SequenceRows([train_sequences[u] for u in users], users, max_len, events)
+    windows = history_windows(train_sequences, max_len)
+    events = None if train_events is None else _cut(train_events, windows)
+    return SequenceRows(_cut(train_sequences, windows), windows[0], max_len, events)
 
 
 def _training_users(train_sequences: Sequence[np.ndarray]) -> np.ndarray:
@@ -99,16 +108,54 @@ def _training_users(train_sequences: Sequence[np.ndarray]) -> np.ndarray:
     return np.asarray([u for u, s in enumerate(train_sequences) if len(s) >= 2], np.int64)
 
 
+def history_windows(train_sequences: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, starts, ends) [R]: row r is the window seq[starts[r]:ends[r]] of user users[r]'s sequence, whose
+    inputs are window[:-1] and targets window[1:].
+
+    Windows end at n, n - max_len, n - 2 max_len, ... (n = the sequence's length) while they hold a target,
+    and span at most max_len + 1 items: each item but the first is a target of exactly one window. The rows
+    come in rounds: every user's newest window (the rows of `whole_history=False`, in the same order), then
+    every second-newest window, and so on."""
+    users, starts, ends = [], [], []
+    end_of = {u: len(s) for u, s in enumerate(train_sequences) if len(s) >= 2}
+    while end_of:
+        for u, end in end_of.items():
+            users.append(u)
+            starts.append(max(0, end - max_len - 1))
+            ends.append(end)
+        end_of = {u: end - max_len for u, end in end_of.items() if end - max_len >= 2}
+    return np.asarray(users, np.int64), np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+
+
+def _cut(per_user: Sequence[np.ndarray], windows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[np.ndarray]:
+    """Each window of `history_windows` as a view of its user's array."""
+    return [per_user[u][a:b] for u, a, b in zip(*windows, strict=True)]
+
+
 def _row_users(users: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.where(idx < 0, -1, users[np.maximum(idx, 0)])  # -1: a padding row
 
 
 def next_item_arrays(
-    train_sequences: Sequence[np.ndarray], max_len: int, train_events: Sequence[np.ndarray] | None = None
+    train_sequences: Sequence[np.ndarray],
+    max_len: int,
+    train_events: Sequence[np.ndarray] | None = None,
+    *,
+    whole_history: bool = False,
 ) -> NextItemArrays:
-    """One row per user with at least two training items (a user with one has no next item).
+    """One row per user with at least two training items (a user with one has no next item): the newest
+    max_len targets of each.
 
-    `train_events`: per user, the event type of each training item (aligned with train_sequences)."""
+    `train_events`: per user, the event type of each training item (aligned with train_sequences).
+    `whole_history`: also the older targets, in more rows per user (`history_windows`): every training
+    target once per epoch, instead of only a user's newest max_len."""
+    if whole_history:  # the windows padded all at once: the same arrays as SequenceRows' batches of them
+        rows = sequence_rows(train_sequences, max_len, train_events, whole_history=True)
+        padded = rows.batch(np.arange(rows.num_rows), max_len)
+        if train_events is None:
+            return NextItemArrays(padded["inputs"], padded["targets"], rows.users, None, None)
+        window_events = padded["events"], padded["target_events"]
+        return NextItemArrays(padded["inputs"], padded["targets"], rows.users, *window_events)
     users = _training_users(train_sequences)
 
     def shifted(per_user: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from recattn_jax.config import DataConfig
@@ -26,18 +25,16 @@ def resolve_path(path: str) -> Path:
 
 def read_interactions(config: DataConfig) -> Interactions:
     if config.name == "synthetic":
-        from recattn_jax.data.synthetic import SyntheticSpec, generate_synthetic_with_sequels
+        from recattn_jax.data.synthetic import generate_synthetic_with_sequels
         from recattn_jax.data.synthetic_events import synthetic_events
 
-        fields = dataclasses.asdict(config.synthetic)
-        with_events = fields.pop("events")  # not a generator setting: labels drawn after the items
-        spec = SyntheticSpec(**fields)
+        spec = config.synthetic  # a SyntheticSpec; `events` is no generator setting: labels drawn after the items
         try:
             spec.validate()
         except ValueError as e:
             raise ConfigError(f"data.synthetic: {e}") from None
         users, items, from_sequel = generate_synthetic_with_sequels(spec)
-        events = synthetic_events(users, from_sequel, spec.seed) if with_events else None
+        events = synthetic_events(users, from_sequel, spec.seed) if spec.events else None
         return Interactions(users=users, items=items, source=f"synthetic(seed={spec.seed})", events=events)
     if config.name not in DATA_SOURCES:
         raise ConfigError(f"data.name={config.name!r}; choose one of {DATA_SOURCES}")

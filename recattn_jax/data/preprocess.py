@@ -7,6 +7,7 @@ ids already are 1..I (SASRec's ml-1m.txt) keeps them. Original ids are kept for 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ def build_sequences(
 ) -> SequenceData:
     """Group events into per-user sequences after an optional iterated k-core filter."""
     users, items = np.asarray(interactions.users), np.asarray(interactions.items)
-    report = {
+    report: dict[str, Any] = {
         "source": interactions.source,
         "interactions_read": len(users),
         "users_read": int(pd.unique(users).size),

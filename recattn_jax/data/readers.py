@@ -67,7 +67,8 @@ def read_sasrec_txt(path: str | os.PathLike) -> Interactions:
 
 
 def _scan_sasrec_txt(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    users, items = [], []
+    users: list[int] = []
+    items: list[int] = []
     blank = None  # the first blank line: an error unless only blank lines follow it
     with path.open(encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):

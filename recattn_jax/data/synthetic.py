@@ -35,7 +35,7 @@ import numpy as np
 __all__ = ["SyntheticSpec", "generate_synthetic", "generate_synthetic_with_sequels"]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass  # not frozen: the config schema `data.synthetic` extends it (recattn_jax/config.py)
 class SyntheticSpec:
     """Size and shape of the synthetic data set (the defaults give about 1M ML-1M-like interactions).
 
@@ -257,8 +257,8 @@ def generate_synthetic_with_sequels(spec: SyntheticSpec) -> tuple[np.ndarray, np
             successors[members, :k] = _sequels_by_rejection(members, popularity, k, rng)
             continue
         log_pop = np.log(popularity[members])
-        for start in range(0, members.size, 1024):  # bounded [rows, m] blocks for huge topics
-            rows = np.arange(start, min(start + 1024, members.size))
+        for first in range(0, members.size, 1024):  # bounded [rows, m] blocks for huge topics
+            rows = np.arange(first, min(first + 1024, members.size))
             keys = log_pop[None, :] + rng.gumbel(size=(rows.size, members.size))
             keys[np.arange(rows.size), rows] = -np.inf  # never one's own sequel
             top = np.argpartition(-keys, k - 1, axis=1)[:, :k]

@@ -60,8 +60,8 @@ def movielens_user_features(folder: str | Path, user_ids: np.ndarray) -> np.ndar
     to_user = read_id_map(folder / "sas_to_original_users.txt")
     rows = {}
     for line in (folder / "users.dat").read_text(encoding="iso-8859-1").splitlines():
-        user, gender, age, occupation, _ = line.split("::")
-        rows[int(user)] = (gender, int(age), int(occupation))
+        user, sex, age_group, job, _ = line.split("::")
+        rows[int(user)] = (sex, int(age_group), int(job))
     genders, ages, occupations = ["F", "M"], sorted({r[1] for r in rows.values()}), list(range(21))
     out = np.zeros((len(user_ids), len(genders) + len(ages) + len(occupations)), np.float32)
     for row, sas_id in enumerate(user_ids):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -24,7 +25,9 @@ CACHED = RESULTS_DIR / "bench_attention.csv"
 
 def backends() -> dict:
     """Name -> attention(q, k, v) for every backend this machine runs."""
-    out = {"reference": lambda q, k, v: kernels.attention(q, k, v, causal=True, backend="reference")}
+    out: dict[str, Callable[..., jax.Array]] = {
+        "reference": lambda q, k, v: kernels.attention(q, k, v, causal=True, backend="reference")
+    }
     if jax.default_backend() == "gpu":
         if kernels.resolve_backend("auto") is kernels.Backend.TRITON:
             out["triton"] = lambda q, k, v: kernels.attention(q, k, v, causal=True, backend="triton")

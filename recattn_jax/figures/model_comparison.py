@@ -65,10 +65,12 @@ def cached_table(path: Path) -> pd.DataFrame | None:
 
 def make(out_dir: Path, quick: bool, runs) -> list[Path]:
     cached = None if quick else cached_file()
-    table = quick_table(runs) if quick else (cached_table(cached) if cached else None)
+    found = cached_table(cached) if cached else None
     if quick:
+        table = quick_table(runs)
         source = "quick=true: tiny synthetic data, a few steps (a smoke test of the pipeline, not a result)"
-    elif table is not None:
+    elif cached is not None and found is not None:
+        table = found
         source = f"{cached.relative_to(RESULTS_DIR.parents[1])}, made {made_on(cached)} (mean over seeds)"
     else:
         source = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +30,7 @@ def save_figure(fig, path: Path, footnote: str | None = None) -> Path:
     return path
 
 
-def write_table(table: pd.DataFrame, stem: Path, title: str, notes: list[str] = ()) -> list[Path]:
+def write_table(table: pd.DataFrame, stem: Path, title: str, notes: Sequence[str] = ()) -> list[Path]:
     """`stem`.csv and `stem`.md (a markdown table headed by `title`, followed by `notes`)."""
     csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
     table.to_csv(csv, index=False)

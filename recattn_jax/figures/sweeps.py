@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recattn_jax.config import SELECTION_METRIC
 from recattn_jax.figures.output import RESULTS_DIR, made_on, pyplot, save_figure, write_table
 from recattn_jax.figures.runs import QUICK
 from recattn_jax.sweep.aggregate import MAIN_METRIC
@@ -25,13 +26,17 @@ SLICE = {"model.max_len": 200, "model.blocks": 2}  # cached grid: each curve hol
 
 def quick_data(runs) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
     base = [*QUICK, "model=sasrec"]
-    rows, curves, seen_dirs = [], {}, []
+    rows: list[dict] = []
+    curves: dict[str, list[dict]] = {}
+    seen_dirs: list[Path] = []
     for key, values in KEYS.items():
         for value in values:
             # the swept runs skip the sampled protocol (this figure shows full ranking only): fewer compiles
             swept = [*base, f"{key}={value}", "eval.sampled=false"]
             results, workdir = runs.train(base if f"{key}={value}" in base else swept)
-            rows.append({"key": key, "value": value, MAIN_METRIC: results["valid"]["full"]["NDCG@10"], "runs": 1})
+            rows.append(
+                {"key": key, "value": value, MAIN_METRIC: results["valid"]["full"][SELECTION_METRIC], "runs": 1}
+            )
             records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
             if all(workdir != seen for seen in seen_dirs):  # the base run appears once
                 curves[f"{key}={value}"] = records

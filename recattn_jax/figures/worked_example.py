@@ -1,12 +1,12 @@
-"""Figure 1: the seed's worked example (§4.3), computed correctly under two readings of its notation.
+"""Figure 1: the source article's worked example (§4.3), computed correctly under two readings of its notation.
 
-The seed takes W = 1..9, b = 1, the sequence [1, 2, 3, 4, 5], weights a_i = softmax(w·x_i + b) and the
+The source article takes W = 1..9, b = 1, the sequence [1, 2, 3, 4, 5], weights a_i = softmax(w·x_i + b) and the
 output sum_i a_i x_i, and prints weights [0.2, 0.4, 0.4] and sum 18.0. Those do not follow from the
 formula under any reading: the weights are a softmax of distinct scores, and the output is a convex
 combination of the x_i, so no entry can exceed max x = 5 (18.0 is impossible). Two defensible readings:
 
 (a) windows: W = [[1,2,3],[4,5,6],[7,8,9]]; the x_i are the three length-3 windows [1,2,3], [2,3,4],
-    [3,4,5] (three weights, as the seed printed); each row of W is a query (one head per row):
+    [3,4,5] (three weights, as the article printed); each row of W is a query (one head per row):
     a_hi = softmax_i(W_h·x_i + b), out_h = sum_i a_hi x_i.
 (b) per position: the items are scalars and position i has its own scalar weight w_i = i (the first
     five of 1..9): a_i = softmax_i(w_i x_i + b), out = sum_i a_i x_i. As attention: q = w, k_i = x_i e_i

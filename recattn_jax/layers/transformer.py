@@ -9,8 +9,10 @@ from recattn_jax.errors import ConfigError
 from recattn_jax.layers.attention import MultiHeadAttention
 from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.feed_forward import FeedForward
+from recattn_jax.layers.swiglu import SwiGLUFeedForward
 
 LAYER_NORM_PLACEMENTS = ("sasrec", "pre")
+FEED_FORWARDS = {"relu": FeedForward, "swiglu": SwiGLUFeedForward}  # model.ffn
 
 
 class TransformerBlock(nnx.Module):
@@ -22,14 +24,18 @@ class TransformerBlock(nnx.Module):
     attention-probability dropout) and inside/after the feed-forward network.
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float, layer_norm: str, backend: str, *, rngs: nnx.Rngs):
+    def __init__(
+        self, dim: int, heads: int, dropout: float, layer_norm: str, backend: str, *, rngs: nnx.Rngs, ffn: str = "relu"
+    ):
         if layer_norm not in LAYER_NORM_PLACEMENTS:
             raise ConfigError(f"model.layer_norm={layer_norm!r}; choose one of {LAYER_NORM_PLACEMENTS}")
+        if ffn not in FEED_FORWARDS:
+            raise ConfigError(f"model.ffn={ffn!r}; choose one of {list(FEED_FORWARDS)}")
         self.layer_norm = layer_norm
         self.attn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.attention = MultiHeadAttention(dim, heads, backend=backend, rngs=rngs)
         self.ffn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
-        self.ffn = FeedForward(dim, dim, dropout, rngs=rngs)
+        self.ffn = FEED_FORWARDS[ffn](dim, dim, dropout, rngs=rngs)
         self.dropout = Dropout(dropout)
 
     def __call__(
@@ -73,9 +79,10 @@ class TransformerEncoder(nnx.Module):
         backend: str,
         *,
         rngs: nnx.Rngs,
+        ffn: str = "relu",
     ):
         self.blocks = nnx.List(
-            [TransformerBlock(dim, heads, dropout, layer_norm, backend, rngs=rngs) for _ in range(blocks)]
+            [TransformerBlock(dim, heads, dropout, layer_norm, backend, rngs=rngs, ffn=ffn) for _ in range(blocks)]
         )
         self.final_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
 

@@ -67,8 +67,9 @@ def build_model(
             )
         extra["num_event_types"] = num_event_types
     model = MODELS[config.name](config, num_items, backend=backend, rngs=rngs, **extra)
-    if model_kind(model) is not KINDS[config.name]:
-        raise TypeError(f"model {config.name!r} is registered as {KINDS[config.name]} but declares {model.kind}")
+    declared = model_kind(model)
+    if declared is not KINDS[config.name]:
+        raise TypeError(f"model {config.name!r} is registered as {KINDS[config.name]} but declares {declared}")
     if user_features is not None:
         from recattn_jax.models.user_features import with_user_features
 
@@ -77,7 +78,7 @@ def build_model(
                 f"model={config.name} has no user representation to add user features to "
                 f"(model.user_features=true); use one of {sorted(WITH_USER_FEATURES)}"
             )
-        model = with_user_features(model, user_features, rngs=rngs)
+        model = with_user_features(model, user_features, hidden=config.hidden, rngs=rngs)
     return model
 
 

@@ -21,7 +21,7 @@ from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
 from recattn_jax.models import item_embedding, register_model
-from recattn_jax.models.interface import Events, ModelKind, Seq, Users
+from recattn_jax.models.interface import Events, ModelKind, Seq, UserOffset, Users
 
 
 class BERT4Rec(nnx.Module):
@@ -53,7 +53,7 @@ class BERT4Rec(nnx.Module):
             events = jnp.concatenate([events[:, 1:], jnp.zeros_like(events[:, :1])], axis=1)
         return self.encode(jnp.concatenate([seq[:, 1:], mask], axis=1), events=events)[:, -1]
 
-    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: Float[Array, "B D"] | None = None):
+    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: UserOffset = None):
         """Masked-item loss; `user_offset` (user side features) is added to every output state."""
         seq = batch["targets"]  # the last max_len items of each training sequence, right-aligned
         masked = (jax.random.uniform(rng, seq.shape) < self.mask_prob) & (seq != 0)

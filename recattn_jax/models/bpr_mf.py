@@ -20,7 +20,7 @@ from jaxtyping import Array, Float
 from recattn_jax.layers.embeddings import ItemTable
 from recattn_jax.losses import masked_mean, sample_negatives
 from recattn_jax.models import item_table, register_model
-from recattn_jax.models.interface import Events, ModelKind, Seq, Users, refuse_events
+from recattn_jax.models.interface import Events, ModelKind, Seq, UserOffset, Users, refuse_events
 
 
 class BprMF(nnx.Module):
@@ -42,7 +42,7 @@ class BprMF(nnx.Module):
     def item_table(self) -> Float[Array, "I D"]:
         return self.item_factors.table
 
-    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: Float[Array, "B D"] | None = None):
+    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: UserOffset = None):
         """BPR over every training position; `user_offset` (user side features) is added to p_u."""
         del loss_fn, rngs  # BPR is this model's objective
         inputs, targets = batch["inputs"], batch["targets"]

@@ -28,7 +28,7 @@ from recattn_jax.layers.masks import left_padded_bounds
 from recattn_jax.layers.target_attention import TargetAttention
 from recattn_jax.losses import masked_mean, sample_negatives
 from recattn_jax.models import item_embedding, register_model
-from recattn_jax.models.interface import Events, ModelKind, Seq, Users
+from recattn_jax.models.interface import Events, ModelKind, Seq, UserOffset, Users
 
 
 class ScoreMLP(nnx.Module):
@@ -79,7 +79,7 @@ class DIN(nnx.Module):
         *,
         events: Events = None,
         users: Users = None,
-        user_offset: Float[Array, "B D"] | None = None,
+        user_offset: UserOffset = None,
     ) -> Float[Array, "B C"]:
         del users  # read by the user-features wrapper only, which passes user_offset
         history, kv_start, kv_end = self._history(seq, events=events)
@@ -92,7 +92,7 @@ class DIN(nnx.Module):
         *,
         events: Events = None,
         users: Users = None,
-        user_offset: Float[Array, "B D"] | None = None,
+        user_offset: UserOffset = None,
         chunk: int | None = None,
     ) -> Float[Array, "B I"]:
         """Scores of items 0..I, `chunk` (default model.candidate_chunk) candidates at a time."""
@@ -113,7 +113,7 @@ class DIN(nnx.Module):
         scores = jax.lax.map(one_chunk, ids)  # [chunks, B, chunk]
         return jnp.moveaxis(scores, 0, 1).reshape(b, chunks * chunk)[:, :num]
 
-    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: Float[Array, "B D"] | None = None):
+    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: UserOffset = None):
         del loss_fn  # DIN's own sampled objective, see the module docstring
         inputs, targets = batch["inputs"], batch["targets"]
         history, kv_start, kv_end = self._history(inputs, rngs, batch.get("events"))

@@ -14,9 +14,9 @@ user-features wrapper (models/user_features.py) and ignored by every other model
 - OWN_SCORING: scores candidates itself, `score_all` / `score_items` (din: target attention; pop), and
   trains by its own `train_loss`.
 
-Models that take user features (`register_model(..., user_features=True)`) of kind OWN_LOSS or
-OWN_SCORING also take `user_offset` ([B, D], the wrapper's projected user features) in `train_loss`,
-`score_all` and `score_items`.
+OWN_LOSS and OWN_SCORING models also take `user_offset` ([B, D], the user-features wrapper's projected
+user features W f_u) in `train_loss`, `score_all` and `score_items`: they add it to their user wherever
+they form one (pop, which takes no user features, never gets one).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from jaxtyping import Array, Float, Int
 Seq = Int[Array, "B L"]  # left-padded item ids
 Events = Int[Array, "B L"] | None  # event types aligned with seq (0 on padding)
 Users = Int[Array, " B"] | None  # user indices
+UserOffset = Float[Array, "B D"] | None  # the user-features wrapper's W f_u
 
 
 class ModelKind(enum.Enum):
@@ -69,31 +70,50 @@ class OwnLoss(Protocol):
     """A training objective of the model's own; `batch` holds inputs, targets (and users, events, ...)."""
 
     def train_loss(
-        self, batch: Mapping[str, Array], loss_fn: Callable, rng: Array, rngs: nnx.Rngs | None
+        self,
+        batch: Mapping[str, Array],
+        loss_fn: Callable,
+        rng: Array,
+        rngs: nnx.Rngs | None,
+        *,
+        user_offset: UserOffset = None,
     ) -> Float[Array, ""]: ...
+
+
+@runtime_checkable
+class OwnLossModel(DotProductScorer, OwnLoss, Protocol):
+    """OWN_LOSS: its own training objective, scored by user_representation · item_table."""
 
 
 @runtime_checkable
 class OwnScoring(OwnLoss, Protocol):
     """OWN_SCORING: scores of every item, or of given candidates, computed by the model itself."""
 
-    def score_all(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B I"]:
+    def score_all(
+        self, seq: Seq, *, events: Events = None, users: Users = None, user_offset: UserOffset = None
+    ) -> Float[Array, "B I"]:
         """Scores of items 0..I (and mesh-pad rows, if any); callers mask padding."""
         ...
 
     def score_items(
-        self, seq: Seq, items: Int[Array, "B C"], *, events: Events = None, users: Users = None
+        self,
+        seq: Seq,
+        items: Int[Array, "B C"],
+        *,
+        events: Events = None,
+        users: Users = None,
+        user_offset: UserOffset = None,
     ) -> Float[Array, "B C"]: ...
 
 
-PROTOCOLS: dict[ModelKind, tuple[type, ...]] = {
-    ModelKind.DOT_PRODUCT: (SequenceEncoder,),
-    ModelKind.OWN_LOSS: (DotProductScorer, OwnLoss),
-    ModelKind.OWN_SCORING: (OwnScoring,),
+PROTOCOLS: dict[ModelKind, type] = {
+    ModelKind.DOT_PRODUCT: SequenceEncoder,
+    ModelKind.OWN_LOSS: OwnLossModel,
+    ModelKind.OWN_SCORING: OwnScoring,
 }
 
 
-def model_kind(model: nnx.Module) -> ModelKind:
+def model_kind(model: object) -> ModelKind:
     """The kind a model declares (its class's `kind`; the user-features wrapper forwards its model's)."""
     kind = getattr(model, "kind", None)
     if not isinstance(kind, ModelKind):
@@ -101,7 +121,7 @@ def model_kind(model: nnx.Module) -> ModelKind:
     return kind
 
 
-def refuse_events(events: Int[Array, "B L"] | None, model: str) -> None:
+def refuse_events(events: Events, model: str) -> None:
     """For models without per-position inputs (pop, bpr_mf): events would be silently ignored."""
     if events is not None:
         raise ValueError(f"{model} has no per-position input to add event types to, but got events=")

@@ -1,4 +1,5 @@
-"""SASRec (Kang & McAuley 2018): causal self-attention over the behaviour history, tied item scorer."""
+"""SASRec (Kang & McAuley 2018): causal self-attention over the behaviour history, tied item scorer
+(or, with model.tie_output=false, an output item table of its own; model.normalize: cosine scores)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,36 @@ from flax import nnx
 from jaxtyping import Array, Float
 
 from recattn_jax.layers.dropout import Dropout
-from recattn_jax.layers.embeddings import SequenceEmbedding
+from recattn_jax.layers.embeddings import ItemTable, SequenceEmbedding
+from recattn_jax.layers.l2_normalize import l2_normalize
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
 from recattn_jax.models import item_embedding, register_model
 from recattn_jax.models.interface import Events, ModelKind, Seq, Users
 
+XAVIER = nnx.initializers.xavier_normal()  # as the input item embedding
+
 
 class SASRec(nnx.Module):
+    """`output`: the scorer's item table, None for the input embedding's (tied). `normalize`: hidden states
+    and item rows L2-normalised, so that training (scaled by loss.temperature) and ranking use cosines."""
+
     kind = ModelKind.DOT_PRODUCT
 
-    def __init__(self, embedding: SequenceEmbedding, encoder: TransformerEncoder, dropout: float):
+    def __init__(
+        self,
+        embedding: SequenceEmbedding,
+        encoder: TransformerEncoder,
+        dropout: float,
+        *,
+        output: ItemTable | None = None,
+        normalize: bool = False,
+    ):
         self.embedding = embedding
         self.encoder = encoder
         self.dropout = Dropout(dropout)
+        self.output = output
+        self.normalize = normalize
 
     def encode(
         self,
@@ -36,10 +53,12 @@ class SASRec(nnx.Module):
         kv_start, kv_end = left_padded_bounds(seq)
         x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
         x = x * valid[..., None]
-        return self.encoder(x, valid, kv_start, kv_end, causal=True, rngs=rngs, last_only=last_only)
+        hidden = self.encoder(x, valid, kv_start, kv_end, causal=True, rngs=rngs, last_only=last_only)
+        return l2_normalize(hidden) if self.normalize else hidden
 
     def item_table(self) -> Float[Array, "I D"]:
-        return self.embedding.table
+        table = self.embedding.table if self.output is None else self.output.table
+        return l2_normalize(table) if self.normalize else table
 
     def user_representation(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B D"]:
         del users  # read by the user-features wrapper only
@@ -51,12 +70,19 @@ class SASRec(nnx.Module):
 def build_sasrec(
     config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0
 ) -> SASRec:
-    return SASRec(
-        item_embedding(
-            config, num_items, backend=backend, rngs=rngs, features=features, num_event_types=num_event_types
-        ),
-        TransformerEncoder(
-            config.hidden, config.heads, config.blocks, config.dropout, config.layer_norm, backend, rngs=rngs
-        ),
-        config.dropout,
+    embedding = item_embedding(
+        config, num_items, backend=backend, rngs=rngs, features=features, num_event_types=num_event_types
     )
+    encoder = TransformerEncoder(
+        config.hidden,
+        config.heads,
+        config.blocks,
+        config.dropout,
+        config.layer_norm,
+        backend,
+        rngs=rngs,
+        ffn=config.ffn,
+    )
+    # an [I+1, D] item-row table (the mesh shards it over `model`), drawn after every tied parameter
+    output = None if config.tie_output else ItemTable(num_items + 1, config.hidden, XAVIER, rngs=rngs)
+    return SASRec(embedding, encoder, config.dropout, output=output, normalize=config.normalize)

@@ -48,10 +48,10 @@ def training_loss(
     model, batch: Mapping[str, Array], loss_fn: Callable, rng: Array, rngs: nnx.Rngs | None
 ) -> Float[Array, ""]:
     """The model's training loss on `batch`: the next-item `loss_fn` over a DOT_PRODUCT model's encoded
-    states against its item table (scoring only `batch["positions"]` where given, see train/epoch.py), or
+    states against its item table (with the batch's packed `positions` and `seen` items where given), or
     the model's own `train_loss`."""
     if model_kind(model) is not ModelKind.DOT_PRODUCT:  # its own objective (masked items, pairs, ...)
         return model.train_loss(batch, loss_fn, rng, rngs)
     hidden = model.encode(batch["inputs"], events=batch.get("events"), users=batch.get("users"), rngs=rngs)
-    packed = {"positions": batch["positions"]} if "positions" in batch else {}
+    packed = {k: batch[k] for k in ("positions", "seen") if k in batch}  # see train/epoch.py
     return loss_fn(hidden, model.item_table(), batch["targets"], rng, **packed)

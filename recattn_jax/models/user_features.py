@@ -14,19 +14,37 @@ W starts at zero, so training starts from the model without user features.
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar, cast
+
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from recattn_jax.layers.field_fusion import FeatureConstant
-from recattn_jax.models.interface import Events, ModelKind, Seq, Users, model_kind
+from recattn_jax.models.interface import (
+    DotProductScorer,
+    Events,
+    ModelKind,
+    OwnLoss,
+    OwnLossModel,
+    OwnScoring,
+    Seq,
+    SequenceEncoder,
+    Users,
+    model_kind,
+)
+
+M = TypeVar("M", SequenceEncoder, OwnLossModel, OwnScoring)  # the wrapped model's protocol (its kind's)
+D = TypeVar("D", SequenceEncoder, OwnLossModel)  # ... of a model scored by dot product
 
 
-class UserFeatures(nnx.Module):
+class UserFeatures(nnx.Module, Generic[M]):
     """The projection W f_u of the users' features and the model it is added to (`inner`)."""
 
-    def __init__(self, inner: nnx.Module, user_features: np.ndarray, dim: int, *, rngs: nnx.Rngs):
+    inner: M
+
+    def __init__(self, inner: M, user_features: np.ndarray, dim: int, *, rngs: nnx.Rngs):
         self.inner = inner
         self.user_features = FeatureConstant(jnp.asarray(user_features, jnp.float32))  # [U, F]
         self.project = nnx.Linear(user_features.shape[1], dim, kernel_init=nnx.initializers.zeros, rngs=rngs)
@@ -35,18 +53,18 @@ class UserFeatures(nnx.Module):
     def kind(self) -> ModelKind:
         return model_kind(self.inner)
 
-    def user_vector(self, users: Int[Array, " B"] | None) -> Float[Array, "B D"]:
+    def user_vector(self, users: Users) -> Float[Array, "B D"]:
         if users is None:
             raise ValueError("this model adds user features: pass the user indices (users=)")
         return self.project(self.user_features[...][jnp.maximum(users, 0)])  # -1 (a padding row) -> any user
 
 
-def _offset_train_loss(self: UserFeatures, batch, loss_fn, rng, rngs):
+def _offset_loss(wrapper: UserFeatures, inner: OwnLoss, batch, loss_fn, rng, rngs) -> Float[Array, ""]:
     """The inner model's own loss (OWN_LOSS, OWN_SCORING) with its user offset by W f_u."""
-    return self.inner.train_loss(batch, loss_fn, rng, rngs, user_offset=self.user_vector(batch.get("users")))
+    return inner.train_loss(batch, loss_fn, rng, rngs, user_offset=wrapper.user_vector(batch.get("users")))
 
 
-class DotProductWithUserFeatures(UserFeatures):
+class DotProductWithUserFeatures(UserFeatures[D], Generic[D]):
     """Dot-product scoring of the offset user representation."""
 
     def item_table(self) -> Float[Array, "I D"]:
@@ -56,13 +74,14 @@ class DotProductWithUserFeatures(UserFeatures):
         return self.inner.user_representation(seq, events=events) + self.user_vector(users)
 
 
-class OwnLossWithUserFeatures(DotProductWithUserFeatures):
+class OwnLossWithUserFeatures(DotProductWithUserFeatures[OwnLossModel]):
     """OWN_LOSS: the model's own loss, and dot-product scoring of the offset user."""
 
-    train_loss = _offset_train_loss
+    def train_loss(self, batch, loss_fn, rng, rngs) -> Float[Array, ""]:
+        return _offset_loss(self, self.inner, batch, loss_fn, rng, rngs)
 
 
-class EncoderWithUserFeatures(DotProductWithUserFeatures):
+class EncoderWithUserFeatures(DotProductWithUserFeatures[SequenceEncoder]):
     """DOT_PRODUCT: every encoded state is offset, so the next-item loss and the scores see the user."""
 
     def encode(
@@ -71,7 +90,7 @@ class EncoderWithUserFeatures(DotProductWithUserFeatures):
         return self.inner.encode(seq, events=events, rngs=rngs) + self.user_vector(users)[:, None]
 
 
-class TargetWithUserFeatures(UserFeatures):
+class TargetWithUserFeatures(UserFeatures[OwnScoring]):
     """OWN_SCORING target attention, whose score is not a dot product with a user vector."""
 
     def score_all(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B I"]:
@@ -82,13 +101,18 @@ class TargetWithUserFeatures(UserFeatures):
     ) -> Float[Array, "B C"]:
         return self.inner.score_items(seq, items, events=events, user_offset=self.user_vector(users))
 
-    train_loss = _offset_train_loss
+    def train_loss(self, batch, loss_fn, rng, rngs) -> Float[Array, ""]:
+        return _offset_loss(self, self.inner, batch, loss_fn, rng, rngs)
 
 
-def with_user_features(model: nnx.Module, user_features: np.ndarray, *, rngs: nnx.Rngs) -> UserFeatures:
-    """`model` with the projected `user_features` ([U, F], row = user index) added to its user."""
+def with_user_features(model: nnx.Module, user_features: np.ndarray, *, hidden: int, rngs: nnx.Rngs) -> UserFeatures:
+    """`model` with the projected `user_features` ([U, F], row = user index) added to its user: to its
+    dot-product user vector (the item table's width), or to target attention's interest (`hidden` wide).
+    The model's declared kind tells which protocol it implements."""
     kind = model_kind(model)
-    if kind is ModelKind.OWN_SCORING:  # target attention: the width of its item representation
-        return TargetWithUserFeatures(model, user_features, model.embedding.table.shape[1], rngs=rngs)
-    wrapper = EncoderWithUserFeatures if kind is ModelKind.DOT_PRODUCT else OwnLossWithUserFeatures
-    return wrapper(model, user_features, model.item_table().shape[1], rngs=rngs)
+    if kind is ModelKind.OWN_SCORING:
+        return TargetWithUserFeatures(cast(OwnScoring, model), user_features, hidden, rngs=rngs)
+    width = cast(DotProductScorer, model).item_table().shape[1]
+    if kind is ModelKind.DOT_PRODUCT:
+        return EncoderWithUserFeatures(cast(SequenceEncoder, model), user_features, width, rngs=rngs)
+    return OwnLossWithUserFeatures(cast(OwnLossModel, model), user_features, width, rngs=rngs)

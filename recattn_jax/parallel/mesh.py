@@ -159,11 +159,9 @@ def to_host(value: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(value, tiled=True))
 
 
-def batch_placement(config: Config):
+def batch_placement(layout: ParallelLayout | None):
     """(f(global batch row indices) -> this process's rows of them, f(those rows' arrays) -> the batch on the
-    mesh's `data` axis); both the identity on one device in one process."""
-    mesh = make_mesh(config.mesh)
-    if mesh.size == 1 and jax.process_count() == 1:
+    mesh's `data` axis); both the identity without a layout (one device in one process)."""
+    if layout is None:
         return (lambda idx: idx), (lambda batch: batch)
-    layout = ParallelLayout(mesh, 0)
     return layout.share.rows, layout.place_batch

@@ -11,11 +11,14 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
-MAIN_METRIC = "valid_full_NDCG@10"
+from recattn_jax.config import SELECTION_METRIC
+
+MAIN_METRIC = f"valid_full_{SELECTION_METRIC}"  # what the runs were selected and stopped on
 TABLE_METRICS = [MAIN_METRIC, "test_full_NDCG@10", "test_full_HR@10", "test_sampled_NDCG@10", "test_sampled_HR@10"]
 SEED_KEYS = ("seed",)
 
@@ -45,7 +48,7 @@ def read_overrides(run_dir: Path) -> dict[str, str]:
 
 
 def run_row(sweep_dir: Path, run_dir: Path) -> dict:
-    row = {"run": str(run_dir.relative_to(sweep_dir)) or ".", **read_overrides(run_dir)}
+    row: dict[str, Any] = {"run": str(run_dir.relative_to(sweep_dir)) or ".", **read_overrides(run_dir)}
     results_file = run_dir / "results.json"
     if not results_file.exists():
         return {**row, "status": "no results.json (failed, stopped or running)"}

@@ -18,14 +18,39 @@ from pathlib import Path
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from recattn_jax.config import SELECTION_METRIC
 from recattn_jax.errors import CheckpointError
 
-BEST_METRIC = "valid_NDCG@10"
+BEST_METRIC = "valid_" + SELECTION_METRIC
 DAMAGED_HINT = "truncated, corrupt or incomplete, or written for other data or another config"
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file operation at INFO
 
 
-class BestCheckpoint:
+class _CheckpointDirectory:
+    """An orbax manager over one directory, closed by `close` or on leaving a `with` block, however it is left."""
+
+    directory: Path
+    manager: ocp.CheckpointManager
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        try:
+            self.close()
+        except Exception:
+            if error is None:
+                raise
+            # closing after a failed write: the error in flight is the one to report
+
+    def close(self) -> None:
+        """Idempotent; `close_open_checkpoints` may have closed the manager already."""
+        if self.manager in _OPEN:
+            _OPEN.discard(self.manager)
+            self.manager.close()
+
+
+class BestCheckpoint(_CheckpointDirectory):
     def __init__(self, directory: str | Path):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
@@ -63,11 +88,8 @@ class BestCheckpoint:
         nnx.update(model, state)
         return step
 
-    def close(self) -> None:
-        self.manager.close()
 
-
-class LatestCheckpoint:
+class LatestCheckpoint(_CheckpointDirectory):
     """The latest (training state, position) pair; the two are written together, so they always agree."""
 
     def __init__(self, directory: str | Path, keep: int = 2):
@@ -114,9 +136,6 @@ class LatestCheckpoint:
             f"{self.directory}: no checkpoint can be read ({DAMAGED_HINT}); {failures[0]}; start a new run "
             "in a new hydra.run.dir"
         )
-
-    def close(self) -> None:
-        self.manager.close()
 
 
 def _first_line(error: Exception, limit: int = 200) -> str:

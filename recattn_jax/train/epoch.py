@@ -3,35 +3,65 @@ and the position to resume from."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
-from recattn_jax.config import Config
+from recattn_jax.config import TrainConfig
 from recattn_jax.data.batches import target_positions
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.losses import PACKED_LOSSES
-from recattn_jax.parallel.mesh import batch_placement, make_mesh
+from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
 
 
-def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: int, on_step=None, start: int = 0):
+def packs_positions(loss_name: str, layout: ParallelLayout | None) -> bool:
+    """Whether batches carry their target positions: one device (no layout), a loss that is a mean over
+    positions (the mesh's sharded CE keeps the [B, L] layout)."""
+    return loss_name in PACKED_LOSSES and layout is None
+
+
+def planned_steps(train: TrainConfig, num_rows: int) -> int:
+    """The run's steps: `train.epochs` passes over `num_rows` rows, at most `train.max_steps`."""
+    total = train.epochs * math.ceil(num_rows / train.batch_size)
+    return total if train.max_steps is None else min(total, train.max_steps)
+
+
+def run_epoch(
+    train_step,
+    state,
+    arrays,
+    train: TrainConfig,
+    seed: int,
+    epoch: int,
+    max_steps: int,
+    on_step=None,
+    start: int = 0,
+    *,
+    layout: ParallelLayout | None = None,
+    pack: bool = False,
+    seen: bool = False,
+):
     """One shuffled pass over the rows (at most `max_steps` steps, from batch `start`); returns the state and
     per-step losses.
+
+    `layout`: the run's device layout (None: one device in one process); `pack`: add each batch's target
+    positions (`packs_positions`), for a step whose loss scores only those; `seen`: add each row's inputs as its
+    seen items (`loss.exclude_seen`: the softmax leaves them out of the negatives, losses.py).
 
     With `train.bucketing`, a batch of short rows has far fewer positions than an average batch, and a
     per-batch mean loss would give each of its positions (so short histories) a larger weight than
     without bucketing. Each bucketed batch's loss is therefore scaled by its positions over the mean
     positions per batch of the epoch: every position weighs as it does, on average, without bucketing."""
-    train_key = jax.random.split(jax.random.key(config.seed))[1]
+    train_key = jax.random.split(jax.random.key(seed))[1]
     losses = []
     # this process's rows of each global batch, sharded over the mesh's `data` axis; identities on one device
-    own_rows, place = batch_placement(config)
-    rng = np.random.default_rng([config.seed, epoch])  # the epoch's order depends on seed and epoch only
-    batches = training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing)
-    # one device, a loss that is a mean over positions (the mesh's sharded CE keeps the [B, L] layout)
-    pack = config.loss.name in PACKED_LOSSES and make_mesh(config.mesh).size == 1 and jax.process_count() == 1
-    if config.train.bucketing:  # positions with a target, per row (global: every process computes the same)
+    own_rows, place = batch_placement(layout)
+    rng = np.random.default_rng([seed, epoch])  # the epoch's order depends on seed and epoch only
+    batches = training_batches(arrays, train.batch_size, arrays.max_len, rng, train.bucketing)
+    if train.bucketing:  # positions with a target, per row (global: every process computes the same)
         lengths = arrays.lengths
-        mean_positions = config.train.batch_size * float(np.mean(lengths)) if len(lengths) else 1.0
+        mean_positions = train.batch_size * float(np.mean(lengths)) if len(lengths) else 1.0
     for i, (idx, length) in enumerate(batches):  # length < max_len: a bucket of short rows, cut to its newest
         if i < start:
             continue  # resuming mid-epoch: these batches were trained on before the interruption
@@ -40,9 +70,11 @@ def run_epoch(train_step, state, arrays, config: Config, epoch: int, max_steps: 
         batch = arrays.batch(own_rows(idx), length)  # reads only this process's rows (and their events)
         if pack:  # score only the positions with a target; a few padded lengths, so a few compiles
             batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
+        if seen:  # the softmax leaves out each row's earlier items (losses.py)
+            batch["seen"] = batch["inputs"]
         batch = place(batch)
         weight = None
-        if config.train.bucketing:
+        if train.bucketing:
             weight = np.float32(lengths[idx[idx >= 0]].sum() / mean_positions)
         state, metrics = train_step(state, batch, train_key, weight)
         losses.append(metrics["loss"])

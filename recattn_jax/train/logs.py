@@ -3,7 +3,8 @@
 Every record of `metrics.jsonl` is one JSON object with a `kind`:
   start  — git commit, resumed-from step, time;
   train  — step, epoch, mean loss since the last record, learning rate, seconds of training so far;
-  eval   — step, epoch, the epoch's mean loss and every valid metric as `valid_full_NDCG@10` etc.
+  eval   — step, epoch, the epoch's mean loss and every valid metric as `valid_full_NDCG@10` etc.;
+  end    — the last step, the best step and the best state's test metrics as `test_full_NDCG@10` etc.
 """
 
 from __future__ import annotations
@@ -117,10 +118,21 @@ class RunLog:
         self.write({**record, **flat_metrics("valid", valid)})
         self.file.flush()
 
+    def end(self, results: dict) -> None:
+        """The run's last record: its steps, the best step and the best state's test metrics."""
+        record = {"kind": "end", "step": results["steps"], "best_step": results["best_step"]}
+        self.write({**record, **flat_metrics("test", results["test"])})
+
     def close(self) -> None:
         self.file.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self.close()
 
 
 def read_metrics(workdir: str | Path) -> list[dict]:

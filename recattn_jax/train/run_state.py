@@ -11,11 +11,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
-from recattn_jax.config import Config, to_config, to_dict
+from recattn_jax.config import Config, TrainConfig, to_config, to_dict
 from recattn_jax.errors import ConfigError, RecattnError
+
+if TYPE_CHECKING:
+    from flax import nnx
+
+    from recattn_jax.train.checkpoint import LatestCheckpoint
 
 # keys that may differ between an interrupted run and its resumption
 RESUME_FREE_KEYS = ("resume", "stop_after_steps", "progress", "tensorboard", "epochs", "max_steps")
@@ -43,6 +50,21 @@ class RunPosition:
 
     def best_or_minus_inf(self) -> float:
         return -math.inf if self.best is None else self.best
+
+
+def resume(
+    train: TrainConfig, latest: LatestCheckpoint, state: nnx.State, workdir: Path
+) -> tuple[nnx.State, RunPosition, int | None]:
+    """Where the run starts: with `train.resume`, the state and position of the latest checkpoint; else step 0.
+    Returns (state, position, the step resumed from or None)."""
+    if train.resume and (restored := latest.restore(state)) is not None:
+        state, saved = restored
+        pos = RunPosition.from_json(saved)
+        tqdm.write(f"resumed at step {pos.step} (epoch {pos.epoch}, step {pos.epoch_step} of it) from {workdir}")
+        return state, pos, pos.step
+    if train.resume:
+        print(f"train.resume=true: no checkpoint in {workdir / 'latest'} yet; starting from step 0", flush=True)
+    return state, RunPosition(), None
 
 
 class RunStopped(Exception):

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 import jax
 import optax
 from flax import nnx
 
 from recattn_jax.config import Config, TrainConfig
+from recattn_jax.config_checks import check_levers_fit_mesh
 from recattn_jax.errors import ConfigError
 from recattn_jax.losses import next_item_loss
 from recattn_jax.models import build_model
 from recattn_jax.models.scoring import training_loss
 from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
+from recattn_jax.train.lr_schedule import learning_rate
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
+    """`train.optimizer` at the learning rate of `train/lr_schedule.py` (`total_steps`: the run's planned steps,
+    which `train.lr_schedule=cosine` decays over), after clipping gradients to `train.grad_clip` if set."""
+    lr = learning_rate(config, total_steps)
     if config.optimizer == "adam":
-        return optax.adam(config.lr, b1=config.beta1, b2=config.beta2)
-    if config.optimizer == "adamw":
-        return optax.adamw(config.lr, b1=config.beta1, b2=config.beta2, weight_decay=config.weight_decay)
-    raise ConfigError(f"train.optimizer={config.optimizer!r}; choose one of ['adam', 'adamw']")
+        optimizer = optax.adam(lr, b1=config.beta1, b2=config.beta2)
+    elif config.optimizer == "adamw":
+        optimizer = optax.adamw(lr, b1=config.beta1, b2=config.beta2, weight_decay=config.weight_decay)
+    else:
+        raise ConfigError(f"train.optimizer={config.optimizer!r}; choose one of ['adam', 'adamw']")
+    if config.grad_clip is None:
+        return optimizer
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optimizer)
 
 
 def make_train_step(graphdef: nnx.GraphDef, loss_fn):
@@ -51,11 +61,23 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
     return train_step
 
 
-def build_training(config: Config, num_items: int, features=None, user_features=None, num_event_types: int = 0):
+def build_training(
+    config: Config,
+    num_items: int,
+    features=None,
+    user_features=None,
+    num_event_types: int = 0,
+    total_steps: int | None = None,
+    *,
+    layout: ParallelLayout | Literal["from_config"] | None = "from_config",
+):
     """Model, optimizer and jitted step for `config`: returns (graphdef, state, train_step, model graphdef).
 
     `features` / `user_features`: side features of items / users (recattn_jax.features);
-    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none."""
+    `num_event_types`: the data's event types (SequenceData.num_event_types), 0 for none;
+    `total_steps`: the run's planned steps (a learning-rate schedule's length);
+    `layout`: the run's device layout (None: one device in one process), by default
+    `ParallelLayout.from_config(config, num_items)`."""
     init_key = jax.random.split(jax.random.key(config.seed))[0]
     model = build_model(
         config.model,
@@ -71,15 +93,19 @@ def build_training(config: Config, num_items: int, features=None, user_features=
         config.loss.num_negatives,
         gbce_t=config.loss.gbce_t,
         logq_correction=config.loss.logq_correction,
+        temperature=config.loss.temperature,
+        exclude_seen=config.loss.exclude_seen,
     )
-    layout = ParallelLayout.from_config(config, num_items)  # None: one device, the code below unchanged
-    if layout is not None:
+    if layout == "from_config":
+        layout = ParallelLayout.from_config(config, num_items)
+    if layout is not None:  # None: one device, the code below unchanged
+        check_levers_fit_mesh(config)
         # a model with its own loss (bert4rec, bpr_mf, din, pop, user features) runs it under jit on the
         # mesh: GSPMD adds the collectives its lookups into row-sharded tables need; its negatives are
         # drawn from 1..I (model.num_items), never from the pad rows
         layout.pad_items(model)  # item rows to a multiple of mesh.model; pad rows never compete
         loss_fn = sharded_next_item_loss(config.loss, layout)
-    optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, make_optimizer(config.train, total_steps), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     if layout is not None:
         state = layout.place_state(state)  # item rows sharded over `model`, the rest replicated

@@ -9,7 +9,7 @@ from recattn_jax.data.bucketing import bucket_lengths, padded_fraction, row_leng
 from recattn_jax.data.load import load_split
 from recattn_jax.losses import full_cross_entropy
 from recattn_jax.models import build_model
-from recattn_jax.train.epoch import run_epoch
+from recattn_jax.train.epoch import packs_positions, run_epoch
 from recattn_jax.train.step import build_training
 
 
@@ -48,7 +48,8 @@ def test_bucketed_training_steps(tiny_config):
     tiny_config.train.bucketing = True
     split, arrays = arrays_of(tiny_config)
     _, state, step, _ = build_training(tiny_config, split.data.num_items)
-    _, losses = run_epoch(step, state, arrays, tiny_config, epoch=1, max_steps=2)
+    pack = packs_positions(tiny_config.loss.name, None)
+    _, losses = run_epoch(step, state, arrays, tiny_config.train, tiny_config.seed, epoch=1, max_steps=2, pack=pack)
     assert len(losses) == 2 and np.all(np.isfinite(jax.device_get(losses)))
 
 
@@ -64,7 +65,7 @@ def test_bucketed_batches_weigh_their_positions_as_without_bucketing(tiny_config
         seen.append((float(loss_weight), int(np.count_nonzero(batch["targets"]))))
         return state, {"loss": 0.0}
 
-    run_epoch(spy_step, None, arrays, tiny_config, epoch=1, max_steps=10**6)
+    run_epoch(spy_step, None, arrays, tiny_config.train, tiny_config.seed, epoch=1, max_steps=10**6)
     weights, positions = np.array(seen).T
     mean_positions = tiny_config.train.batch_size * row_lengths(arrays).mean()
     np.testing.assert_allclose(weights, positions / mean_positions, rtol=1e-5)

@@ -79,7 +79,7 @@ def test_linear_ce_timings_write_csv(tmp_path):
 
     out = tmp_path / "lce.csv"
     assert _load_lce().main(["--out", str(out), "--sizes", "256,16,2000", "--chunks", "32", "--repeats", "2"]) == 0
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.read_text().splitlines()))  # no file left open (ResourceWarning)
     assert {(r["impl"], r["mode"]) for r in rows} == {
         (impl, mode) for impl in ("xla", "reference_32") for mode in ("fwd", "fwd+bwd")
     }

@@ -42,8 +42,8 @@ def _arrays(state) -> list[np.ndarray]:
 
 def assert_offers_its_kind(model, kind: ModelKind, name: str) -> None:
     assert model_kind(model) is kind, f"{name}: declares {model_kind(model)}, registered as {kind}"
-    for protocol in PROTOCOLS[kind]:
-        assert isinstance(model, protocol), f"{name} ({kind}) lacks a method of {protocol.__name__}"
+    protocol = PROTOCOLS[kind]
+    assert isinstance(model, protocol), f"{name} ({kind}) lacks a method of {protocol.__name__}"
     extra = {m for m in METHODS if hasattr(model, m)} & ABSENT[kind]
     assert not extra, f"{name} ({kind}) has {sorted(extra)}, which its kind's callers never use"
 

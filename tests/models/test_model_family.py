@@ -91,7 +91,7 @@ def test_pop_counts_the_items_of_the_training_rows(tiny_config):
     split = load_split(tiny_config.data)
     arrays = next_item_arrays(split.train_sequences, tiny_config.model.max_len)
     graphdef, state, step, _ = build_training(tiny_config, split.data.num_items)
-    state, _ = run_epoch(step, state, arrays, tiny_config, 1, 10**9)
+    state, _ = run_epoch(step, state, arrays, tiny_config.train, tiny_config.seed, 1, 10**9)
     model, _ = nnx.merge(graphdef, state)
     # a row holds its user's last max_len + 1 training items: the first input, then the targets
     window = [split.train_sequences[u][-(tiny_config.model.max_len + 1) :] for u in arrays.users]

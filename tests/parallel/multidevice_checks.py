@@ -24,7 +24,7 @@ from recattn_jax.losses import full_cross_entropy
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement, make_mesh
 from recattn_jax.parallel.sharded_ce import sharded_cross_entropy
 from recattn_jax.parallel.topk import chunked_ranks, chunked_topk, full_topk, sharded_ranks, sharded_topk
-from recattn_jax.train.epoch import run_epoch
+from recattn_jax.train.epoch import packs_positions, run_epoch
 from recattn_jax.train.loop import train_and_evaluate
 from recattn_jax.train.step import build_training
 from tests.tiny_configs import TINY
@@ -117,16 +117,17 @@ def check_sharded_train_step():
     arrays = next_item_arrays(split.train_sequences, single.model.max_len)
     states, losses = [], []
     for config in (single, sharded):
-        _, state, step, _ = build_training(config, split.data.num_items)
+        lay = ParallelLayout.from_config(config, split.data.num_items)
+        _, state, step, _ = build_training(config, split.data.num_items, layout=lay)
         if config is sharded:  # neither the CE nor the embedding lookup gathers the item table
-            _, place = batch_placement(config)
+            _, place = batch_placement(lay)
             batch = place({"inputs": arrays.inputs[:16], "targets": arrays.targets[:16]})
             hlo = step.lower(state, batch, jax.random.key(0)).compile().as_text()
             gathered = [line.split("=")[1].split()[0] for line in hlo.splitlines() if " all-gather(" in line]
             # only dropout's random bits (u32: the sequential Threefry is generated whole, then sliced) are
             # gathered; a float all-gather would be the item table or activations
             assert all(kind.startswith("u32[") for kind in gathered), gathered
-        state, loss = run_epoch(step, state, arrays, config, epoch=1, max_steps=2)
+        state, loss = _epoch(config, step, state, arrays, lay, max_steps=2)
         states.append(state)
         losses.append(np.asarray(jax.device_get(loss)))
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
@@ -141,11 +142,17 @@ def check_sharded_train_step():
         np.testing.assert_allclose(other, leaf, atol=2e-6, err_msg=jax.tree_util.keystr(path))
 
 
+def _epoch(config, step, state, arrays, lay, max_steps):
+    """The first `max_steps` steps of epoch 1, with the batches placed and packed as train_and_evaluate does."""
+    pack = packs_positions(config.loss.name, lay)
+    return run_epoch(step, state, arrays, config.train, config.seed, 1, max_steps, layout=lay, pack=pack)
+
+
 def _one_step(config, arrays, num_items, user_features=None, num_event_types=0, features=None):
-    _, state, step, _ = build_training(
-        config, num_items, features=features, user_features=user_features, num_event_types=num_event_types
-    )
-    state, loss = run_epoch(step, state, arrays, config, epoch=1, max_steps=1)
+    lay = ParallelLayout.from_config(config, num_items)
+    build = {"features": features, "user_features": user_features, "num_event_types": num_event_types, "layout": lay}
+    _, state, step, _ = build_training(config, num_items, **build)
+    state, loss = _epoch(config, step, state, arrays, lay, max_steps=1)
     return state, float(jax.device_get(loss[0]))
 
 

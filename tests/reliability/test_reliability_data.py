@@ -86,10 +86,10 @@ def test_too_many_negatives_names_the_user_id(tmp_path):
     split = leave_one_out_split(build_sequences(read_sasrec_txt(write(tmp_path, "ml.txt", "\n".join(lines)))))
     config = to_config(TINY)
     config.eval.num_negatives = 3
-    check_negatives_fit(config, split)
+    check_negatives_fit(config.eval, split)
     config.eval.num_negatives = 4
     with pytest.raises(ConfigError) as error:
-        check_negatives_fit(config, split)
+        check_negatives_fit(config.eval, split)
     assert str(error.value) == (
         "eval.num_negatives=4 is more than user 777 can have (3 unseen items of 8); lower eval.num_negatives or "
         "set eval.sampled=false"

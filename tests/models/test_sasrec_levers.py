@@ -1,0 +1,129 @@
+"""model.ffn, model.tie_output, model.normalize: SASRec's block and scorer variants."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from recattn_jax.config import ModelConfig
+from recattn_jax.config_checks import check_config
+from recattn_jax.errors import ConfigError
+from recattn_jax.layers.item_rows import is_item_rows
+from recattn_jax.layers.swiglu import SwiGLUFeedForward
+from recattn_jax.layers.transformer import TransformerEncoder
+from recattn_jax.losses import full_cross_entropy
+from recattn_jax.models import build_model, item_embedding
+from recattn_jax.models.sasrec import SASRec
+from recattn_jax.train.loop import train_and_evaluate
+
+ITEMS = 30
+
+
+def config(**kw):
+    return ModelConfig(max_len=8, hidden=16, blocks=2, heads=2, dropout=0.0, **kw)
+
+
+def sasrec(**kw):
+    return build_model(config(**kw), num_items=ITEMS, backend="reference", rngs=nnx.Rngs(0))
+
+
+def sequences(seed=0):
+    seq = np.random.default_rng(seed).integers(1, ITEMS + 1, (3, 8))
+    seq[0, :3] = 0  # left padding
+    return jnp.asarray(seq, jnp.int32)
+
+
+def test_defaults_are_the_tied_relu_model_of_before():
+    """The same parameters, drawn in the same order, as SASRec composed without the new parts."""
+    c, rngs = config(), nnx.Rngs(0)
+    before = SASRec(
+        item_embedding(c, ITEMS, backend="reference", rngs=rngs),
+        TransformerEncoder(c.hidden, c.heads, c.blocks, c.dropout, c.layer_norm, "reference", rngs=rngs),
+        c.dropout,
+    )
+    now = sasrec()
+    assert now.output is None and not now.normalize
+    flat_before, flat_now = nnx.to_flat_state(nnx.state(before)), nnx.to_flat_state(nnx.state(now))
+    assert [p for p, _ in flat_before] == [p for p, _ in flat_now]
+    for (_, a), (_, b) in zip(flat_before, flat_now, strict=True):
+        np.testing.assert_array_equal(a[...], b[...])
+    np.testing.assert_array_equal(now.item_table(), now.embedding.table)
+
+
+def test_swiglu_feed_forward_is_the_gated_formula():
+    model = sasrec(ffn="swiglu")
+    ffn = model.encoder.blocks[0].ffn
+    assert isinstance(ffn, SwiGLUFeedForward)
+    x = jax.random.normal(jax.random.key(1), (2, 5, 16))
+
+    def linear(layer, v):
+        return v @ layer.kernel[...] + layer.bias[...]
+
+    expected = linear(ffn.down, jax.nn.silu(linear(ffn.gate, x)) * linear(ffn.up, x))
+    np.testing.assert_allclose(ffn(x), expected, rtol=1e-5, atol=1e-6)
+    seq = sequences()
+    base = model.encode(seq)
+    later = model.encode(seq.at[:, 5:].set(1))  # causal: later items leave earlier positions alone
+    np.testing.assert_allclose(later[:, :5], base[:, :5], atol=1e-5)
+    assert not np.allclose(model.encode(seq), sasrec().encode(seq), atol=1e-3)
+
+
+def test_untied_output_table_is_its_own_item_rows():
+    model = sasrec(tie_output=False)
+    table = model.item_table()
+    assert table.shape == (ITEMS + 1, 16) and not np.allclose(table, model.embedding.table)
+    seq = sequences()
+    targets = jnp.roll(seq, -1, axis=1).at[:, -1].set(1)
+
+    def loss(model):
+        return full_cross_entropy(model.encode(seq), model.item_table(), targets, None)
+
+    grads = nnx.grad(loss)(model)
+    assert float(jnp.abs(grads["output"]["ids"]["embedding"][...]).sum()) > 0  # the scorer trains the output table
+    assert float(jnp.abs(grads["embedding"]["items"]["embedding"][...]).sum()) > 0  # and the inputs their own
+    variables = jax.tree_util.tree_leaves_with_path(nnx.state(model), is_leaf=lambda x: isinstance(x, nnx.Variable))
+    item_rows = [jax.tree_util.keystr(path) for path, variable in variables if is_item_rows(variable)]
+    assert any("output" in p for p in item_rows) and any("items" in p for p in item_rows)  # the mesh shards both
+
+
+def test_normalized_states_and_items_give_cosines():
+    model = sasrec(normalize=True, tie_output=False)
+    seq = sequences()
+    hidden = model.encode(seq)
+    valid = np.asarray(seq) != 0
+    np.testing.assert_allclose(np.linalg.norm(hidden, axis=-1)[valid], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(model.item_table(), axis=-1), 1.0, rtol=1e-5)
+    scores = model.user_representation(seq) @ model.item_table().T
+    assert float(jnp.abs(scores).max()) <= 1.0 + 1e-5
+    raw = sasrec(tie_output=False)  # the same parameters: cosines are the raw scores over the norms
+    cos = raw.user_representation(seq) @ raw.item_table().T
+    cos = cos / jnp.linalg.norm(raw.user_representation(seq), axis=-1, keepdims=True)
+    cos = cos / jnp.linalg.norm(raw.item_table(), axis=-1)
+    np.testing.assert_allclose(scores, cos, atol=1e-5)
+    state = nnx.state(model)  # a zero row (padding, mesh padding) stays zero with a finite gradient
+    state["output"]["ids"]["embedding"][...] = state["output"]["ids"]["embedding"][...].at[0].set(0.0)
+    nnx.update(model, state)
+    assert float(jnp.abs(model.item_table()[0]).max()) == 0
+    grads = nnx.grad(lambda m: jnp.sum(m.item_table() ** 3))(model)
+    assert np.all(np.isfinite(grads["output"]["ids"]["embedding"][...]))
+
+
+def test_refusals(tiny_config):
+    with pytest.raises(ConfigError, match="model.ffn"):
+        sasrec(ffn="gelu")
+    tiny_config.model.ffn = "gelu"
+    with pytest.raises(ConfigError, match="model.ffn"):
+        check_config(tiny_config)
+    tiny_config.model.ffn, tiny_config.model.name = "swiglu", "bert4rec"
+    with pytest.raises(ConfigError, match="sasrec's"):
+        check_config(tiny_config)
+
+
+@pytest.mark.slow  # tests/train/test_levers_run.py runs every lever at once in the fast tier
+def test_a_run_with_every_model_lever(tiny_config, tmp_path):
+    m = tiny_config.model
+    m.ffn, m.tie_output, m.normalize = "swiglu", False, True
+    tiny_config.loss.temperature = 0.1
+    results = train_and_evaluate(tiny_config, tmp_path)
+    assert results["steps"] == 2 and np.isfinite(results["train_loss"])
