@@ -6,6 +6,8 @@ Every loss averages over the positions whose target is not padding.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
@@ -253,11 +255,7 @@ def next_item_loss(
     if name == "ce":
         if exclude_seen:
             return _excluding_seen(temperature)
-        if temperature != 1.0:
-            return _at_positions(
-                lambda hidden, table, targets, rng: full_cross_entropy(hidden, table, targets, rng, temperature)
-            )
-        return _at_positions(full_cross_entropy)
+        return _at_positions(functools.partial(full_cross_entropy, temperature=temperature))
     if name not in LOSSES:
         raise ConfigError(f"loss.name={name!r}; choose one of {list(LOSSES)}")
     if temperature != 1.0 or exclude_seen:

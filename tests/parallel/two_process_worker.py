@@ -10,7 +10,7 @@ from pathlib import Path
 
 from recattn_jax.config import to_config
 from recattn_jax.data.batches import SequenceRows
-from recattn_jax.train import loop
+from recattn_jax.train import loop, run_setup
 from tests.tiny_configs import TINY
 
 
@@ -22,7 +22,7 @@ def main(port: str, process_id: str, out: str) -> None:
     config.distributed.num_processes = 2
     config.distributed.process_id = int(process_id)
     batch_rows, eval_users = [], {}
-    read_rows, build_eval_set = SequenceRows.batch, loop.build_eval_set
+    read_rows, build_eval_set = SequenceRows.batch, run_setup.build_eval_set
 
     def recording_batch(self, idx, length):  # the rows this process pads and places of each global batch
         batch_rows.append(len(idx))
@@ -33,7 +33,7 @@ def main(port: str, process_id: str, out: str) -> None:
         eval_users[name] = [len(eval_set.users), len(split.eval_users)]
         return eval_set
 
-    SequenceRows.batch, loop.build_eval_set = recording_batch, recording_eval_set
+    SequenceRows.batch, run_setup.build_eval_set = recording_batch, recording_eval_set
     results = loop.train_and_evaluate(config, Path(out) / "run")
     import jax
 

@@ -124,22 +124,22 @@ def test_resume_refuses_changed_data(tmp_path):
 @pytest.mark.slow  # two tiny trainings (about 25 s on 2 busy cores)
 def test_resume_after_ctrl_c_is_exact(finished_run, tmp_path, monkeypatch):
     """Ctrl-C after step 2's loss, before its checkpoint: resuming from step 1 ends as the uninterrupted run."""
-    from recattn_jax.train import loop
+    from recattn_jax.train import schedule
     from recattn_jax.train.loop import train_and_evaluate
 
     config = to_config(TINY)
     config.train.ckpt_every_steps = 1
-    check = loop.check_losses
+    check = schedule.check_losses
 
     def interrupt_at_step_2(losses, first_step, *args):
         if first_step == 1:
             raise KeyboardInterrupt
         check(losses, first_step, *args)
 
-    monkeypatch.setattr(loop, "check_losses", interrupt_at_step_2)
+    monkeypatch.setattr(schedule, "check_losses", interrupt_at_step_2)
     with pytest.raises(KeyboardInterrupt):
         train_and_evaluate(config, tmp_path)
-    monkeypatch.setattr(loop, "check_losses", check)
+    monkeypatch.setattr(schedule, "check_losses", check)
     config.train.resume = True
     resumed = train_and_evaluate(config, tmp_path)
     whole = json.loads((finished_run / "results.json").read_text())
