@@ -3,7 +3,7 @@ output item table, next item at every position, with the configured loss (`loss=
 items; `loss=bce`/`gbce`: sampled negatives).
 
 Registered as
-- `lstm`, the seed's LSTM recommender: its output layer is a dense layer over the items, W_i h + b_i; the
+- `lstm`, the source article's LSTM recommender: its output layer is a dense layer over the items, W_i h + b_i; the
   per-item bias b is a column of `item_table` matched by a constant 1 appended to each hidden state.
 - `gru4rec` (Hidasi et al. 2016): a GRU scored against an output item embedding table, without bias. The
   paper's TOP1/BPR-max losses are not implemented (`loss=ce` is GRU4Rec's cross-entropy variant).
@@ -76,7 +76,7 @@ def build_lstm(
     config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0
 ) -> RecurrentRecommender:
     init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)  # nnx.Embed's default
-    # created in the seed's order (inputs, output fusion, LSTM, dense kernel, bias): the same initial weights
+    # created in the source article's order (inputs, output fusion, LSTM, dense kernel, bias): the same initial weights
     items = item_table(config, num_items, init, backend=backend, rngs=rngs, features=features)
     fusion = field_fusion(config, num_items + 1, backend=backend, rngs=rngs, features=features)
     encoder = RecurrentEncoder(config.hidden, config.hidden, "lstm", rngs=rngs)
