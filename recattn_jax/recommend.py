@@ -29,6 +29,7 @@ from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.errors import CheckpointError, ConfigError, DataError, cut
 from recattn_jax.features.load import load_item_features, load_user_features
 from recattn_jax.models import build_model
+from recattn_jax.models.interface import model_kind
 from recattn_jax.models.scoring import score_all, user_vectors
 from recattn_jax.parallel.mesh import ParallelLayout, make_mesh, to_host
 from recattn_jax.parallel.topk import full_topk, item_topk
@@ -159,7 +160,7 @@ def recommend(
     @jax.jit
     def top_k(state, inputs, seen, users, events):
         model = nnx.merge(graphdef, state)
-        if chunked is not None and not hasattr(model, "score_all"):
+        if chunked is not None and model_kind(model).dot_product_scores:
             return chunked(user_vectors(model, inputs, users, events), model.item_table(), seen)
         return full_topk(score_all(model, inputs, users, events), seen, k, num_items)  # seen, padding, pad rows
 

@@ -9,7 +9,7 @@ import pytest
 
 from recattn_jax.data.load import PROJECT_ROOT
 from recattn_jax.figures import FIGURES
-from recattn_jax.figures.worked_example import SEED_OUTPUT, reading_per_position, reading_windows
+from recattn_jax.figures.worked_example import ARTICLE_OUTPUT, reading_per_position, reading_windows
 
 
 def test_worked_example_both_readings_match_numpy():
@@ -21,7 +21,7 @@ def test_worked_example_both_readings_match_numpy():
     expected = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
     np.testing.assert_allclose(b["weights"], expected, rtol=1e-5)
     assert abs(b["out"] - expected @ np.arange(1, 6)) < 1e-5
-    assert b["out"] <= 5 < SEED_OUTPUT  # a convex combination of items <= 5 never reaches the seed's 18.0
+    assert b["out"] <= 5 < ARTICLE_OUTPUT  # a convex combination of items <= 5 never reaches the article's 18.0
 
 
 def quick_figures(out_dir, *args):

@@ -21,6 +21,7 @@ from recattn_jax.data.batches import left_pad, sample_unseen
 from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.metrics import ranking_metrics, user_metrics
+from recattn_jax.models.interface import model_kind
 from recattn_jax.models.scoring import score_all, score_items, user_vectors
 from recattn_jax.parallel.process_share import ProcessShare, local_rows, sum_over_processes
 from recattn_jax.parallel.topk import item_ranks
@@ -130,16 +131,13 @@ class Evaluator:
             model = nnx.merge(graphdef, state)
             inputs, users, events = batch["inputs"], batch["users"], batch.get("events")
             targets, seen, candidates = batch["targets"], batch["seen"], batch.get("candidates")
-            dot_product = not hasattr(model, "score_all") and not hasattr(model, "score_items")
-            if chunked is not None and not hasattr(model, "score_all"):
+            dot_product = model_kind(model).dot_product_scores
+            if chunked is not None and dot_product:
                 user = user_vectors(model, inputs, users, events)
                 full = chunked(user, model.item_table(), targets, seen)
                 if candidates is None:
                     return full, None
-                if dot_product:
-                    scores = jnp.einsum("bd,bcd->bc", user, model.item_table()[candidates])
-                    return full, sampled_ranks(scores)
-                return full, sampled_ranks(score_items(model, inputs, candidates, users, events))
+                return full, sampled_ranks(jnp.einsum("bd,bcd->bc", user, model.item_table()[candidates]))
             scores = score_all(model, inputs, users, events)
             if layout is not None:
                 scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items

@@ -27,8 +27,8 @@ import pandas as pd
 import kernels
 from recattn_jax.figures.output import pyplot, save_figure, write_table
 
-SEED_WEIGHTS = [0.2, 0.4, 0.4]
-SEED_OUTPUT = 18.0
+ARTICLE_WEIGHTS = [0.2, 0.4, 0.4]
+ARTICLE_OUTPUT = 18.0
 SEQUENCE = np.arange(1, 6, dtype=np.float32)  # [1, 2, 3, 4, 5]
 W = np.arange(1, 10, dtype=np.float32)  # 1..9
 B = 1.0
@@ -104,10 +104,10 @@ def table() -> pd.DataFrame:
     )
     rows.append(
         {
-            "reading": "seed's printed values",
+            "reading": "the article's printed values",
             "query": "W = 1..9, b = 1",
-            "weights": _fmt(SEED_WEIGHTS),
-            "output": f"{SEED_OUTPUT:.6g}",
+            "weights": _fmt(ARTICLE_WEIGHTS),
+            "output": f"{ARTICLE_OUTPUT:.6g}",
             "max abs diff, kernel vs numpy": _sci("nan"),
         }
     )
@@ -123,17 +123,17 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
         "each row of W = [[1,2,3],[4,5,6],[7,8,9]] is a query.",
         "(b) scalar items, weight w_i = i at position i (the first five of 1..9): scores i² + 1 = [2, 5, 10, 17, 26].",
         "Computed by kernels.attention_pool (reference backend, q = w, k = v = x, scale 1), checked against numpy.",
-        "The seed's [0.2, 0.4, 0.4] and 18.0 do not follow: the weights of distinct scores differ, and a convex "
-        "combination of items <= 5 cannot reach 18.",
+        "The source article's [0.2, 0.4, 0.4] and 18.0 do not follow: the weights of distinct scores differ, "
+        "and a convex combination of items <= 5 cannot reach 18.",
     ]
-    paths = write_table(t, out_dir / "worked_example", "The seed's worked example (§4.3), recomputed", notes)
+    paths = write_table(t, out_dir / "worked_example", "The source article's worked example (§4.3), recomputed", notes)
     a, b = reading_windows(), reading_per_position()
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     width = 0.2
     for h in range(3):
         axes[0].bar(np.arange(3) + (h - 1.5) * width, a["weights"][h], width, label=f"(a) W row {h + 1}")
-    axes[0].bar(np.arange(3) + 1.5 * width, SEED_WEIGHTS, width, hatch="//", fill=False, label="seed printed")
+    axes[0].bar(np.arange(3) + 1.5 * width, ARTICLE_WEIGHTS, width, hatch="//", fill=False, label="article printed")
     axes[0].set_xticks(range(3), ["[1,2,3]", "[2,3,4]", "[3,4,5]"])
     axes[0].set_ylabel("attention weight a_i")
     axes[0].set_title(f"(a) windows; outputs {', '.join(_fmt(o) for o in a['out'])}", fontsize=8)
@@ -141,10 +141,12 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
     axes[1].bar(np.arange(5) - 0.2, b["weights"], 0.4, label="(b) per-position w_i = i")
     axes[1].set_xticks(range(5), [str(int(x)) for x in SEQUENCE])
     axes[1].set_xlabel("item x_i")
-    axes[1].set_title(f"(b) per position; output {b['out']:.4f} (seed printed {SEED_OUTPUT})", fontsize=8)
+    axes[1].set_title(f"(b) per position; output {b['out']:.4f} (article printed {ARTICLE_OUTPUT})", fontsize=8)
     for i, v in enumerate(b["weights"]):
         axes[1].annotate(f"{v:.2g}", (i - 0.2, v), ha="center", va="bottom", fontsize=7)
     axes[1].legend(fontsize=7)
-    fig.suptitle("The seed's worked example: a = softmax(w·x + b), output = Σ a_i x_i, via kernels.attention_pool")
+    fig.suptitle(
+        "The source article's worked example: a = softmax(w·x + b), output = Σ a_i x_i, via kernels.attention_pool"
+    )
     paths.append(save_figure(fig, out_dir / "worked_example.png"))
     return paths

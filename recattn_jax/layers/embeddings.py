@@ -9,6 +9,7 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from recattn_jax.layers.event_embedding import add_events, event_embedding
+from recattn_jax.layers.item_rows import ITEM_ROWS
 
 
 class SequenceEmbedding(nnx.Module):
@@ -16,7 +17,8 @@ class SequenceEmbedding(nnx.Module):
     table is tied to the scorer. The event table exists only when `num_event_types` > 0.
 
     Row 0 of the item table is padding: padded positions are zeroed by the caller's mask, and
-    padding is never a candidate, so its row gets no gradient that matters.
+    padding is never a candidate, so its row gets no gradient that matters. The item table is marked
+    as item rows (a mesh shards and pads it); the position and event tables are not.
     """
 
     def __init__(
@@ -30,7 +32,7 @@ class SequenceEmbedding(nnx.Module):
         num_event_types: int = 0,
     ):
         init = nnx.initializers.xavier_normal()  # as SASRec's reference implementations
-        self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
+        self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, embedding_metadata=ITEM_ROWS, rngs=rngs)
         self.fusion = fusion  # ID embedding table -> fused item table (layers/field_fusion.py), or None
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
         self.scale = math.sqrt(dim)
@@ -57,7 +59,7 @@ class ItemTable(nnx.Module):
     vectors are not SequenceEmbedding's (recurrent inputs and outputs, matrix-factorisation factors)."""
 
     def __init__(self, rows: int, dim: int, init, *, rngs: nnx.Rngs, fusion: nnx.Module | None = None):
-        self.ids = nnx.Embed(rows, dim, embedding_init=init, rngs=rngs)
+        self.ids = nnx.Embed(rows, dim, embedding_init=init, embedding_metadata=ITEM_ROWS, rngs=rngs)
         self.fusion = fusion
 
     @property

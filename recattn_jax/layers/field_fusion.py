@@ -10,6 +10,7 @@ from flax import nnx
 from jaxtyping import Array, Float
 
 from recattn_jax.features.item_features import ItemFeatures
+from recattn_jax.layers.item_rows import ITEM_ROWS
 from recattn_jax.layers.pooling import AttentionPooling
 
 
@@ -19,8 +20,9 @@ class FeatureConstant(nnx.Variable):
 
 class FieldFusion(nnx.Module):
     def __init__(self, features: ItemFeatures, dim: int, heads: int, *, backend: str, rngs: nnx.Rngs):
-        self.tfidf = FeatureConstant(jnp.asarray(features.tfidf))
-        self.categories = FeatureConstant(jnp.asarray(features.categories))
+        # one row per item, like the ID table they are fused with: a mesh pads and shards them alike
+        self.tfidf = FeatureConstant(jnp.asarray(features.tfidf), **ITEM_ROWS)
+        self.categories = FeatureConstant(jnp.asarray(features.categories), **ITEM_ROWS)
         self.project = nnx.Linear(max(features.tfidf.shape[1], 1), dim, use_bias=False, rngs=rngs)
         init = nnx.initializers.normal(stddev=dim**-0.5)
         self.category_embedding = nnx.Embed(features.num_categories + 1, dim, embedding_init=init, rngs=rngs)

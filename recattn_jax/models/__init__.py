@@ -7,18 +7,23 @@ from collections.abc import Callable
 from flax import nnx
 
 from recattn_jax.errors import ConfigError
+from recattn_jax.models.interface import ModelKind, model_kind
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {}
+KINDS: dict[str, ModelKind] = {}  # what each model offers its callers (models/interface.py)
 WITH_ITEM_FEATURES: set[str] = set()  # models whose builder takes `features=` (fused item representation)
 WITH_USER_FEATURES: set[str] = set()  # models that can add a user side-feature vector (models/user_features.py)
 WITH_EVENTS: set[str] = set()  # models whose builder takes `num_event_types=` (an event embedding per position)
 
 
-def register_model(name: str, *, item_features: bool = False, user_features: bool = False, events: bool = False):
+def register_model(
+    name: str, *, kind: ModelKind, item_features: bool = False, user_features: bool = False, events: bool = False
+):
     def register(builder):
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         MODELS[name] = builder
+        KINDS[name] = kind
         if item_features:
             WITH_ITEM_FEATURES.add(name)
         if user_features:
@@ -62,6 +67,9 @@ def build_model(
             )
         extra["num_event_types"] = num_event_types
     model = MODELS[config.name](config, num_items, backend=backend, rngs=rngs, **extra)
+    declared = model_kind(model)
+    if declared is not KINDS[config.name]:
+        raise TypeError(f"model {config.name!r} is registered as {KINDS[config.name]} but declares {declared}")
     if user_features is not None:
         from recattn_jax.models.user_features import with_user_features
 
@@ -70,7 +78,7 @@ def build_model(
                 f"model={config.name} has no user representation to add user features to "
                 f"(model.user_features=true); use one of {sorted(WITH_USER_FEATURES)}"
             )
-        model = with_user_features(model, user_features, rngs=rngs)
+        model = with_user_features(model, user_features, hidden=config.hidden, rngs=rngs)
     return model
 
 
@@ -116,8 +124,7 @@ from recattn_jax.models import (  # noqa: E402,F401  (each module registers its 
     bert4rec,
     bpr_mf,
     din,
-    gru4rec,
-    lstm,
     pop,
+    recurrent,
     sasrec,
 )

@@ -14,16 +14,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import SequenceEmbedding
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
 from recattn_jax.models import item_embedding, register_model
+from recattn_jax.models.interface import Events, ModelKind, Seq, UserOffset, Users
 
 
 class BERT4Rec(nnx.Module):
+    kind = ModelKind.OWN_LOSS
+
     def __init__(self, embedding: SequenceEmbedding, encoder: TransformerEncoder, dropout: float, mask_prob: float):
         self.embedding, self.encoder = embedding, encoder
         self.dropout = Dropout(dropout)
@@ -31,9 +34,10 @@ class BERT4Rec(nnx.Module):
         self.mask_token = embedding.table.shape[0] - 1  # I + 1
 
     def encode(
-        self, seq: Int[Array, "B L"], *, events: Int[Array, "B L"] | None = None, rngs: nnx.Rngs | None = None
+        self, seq: Seq, *, events: Events = None, users: Users = None, rngs: nnx.Rngs | None = None
     ) -> Float[Array, "B L D"]:
         """Hidden state per position; every position sees the whole sequence (bidirectional)."""
+        del users  # read by the user-features wrapper only
         valid = item_mask(seq)
         kv_start, kv_end = left_padded_bounds(seq)
         x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs) * valid[..., None]
@@ -42,15 +46,14 @@ class BERT4Rec(nnx.Module):
     def item_table(self) -> Float[Array, "I D"]:
         return self.embedding.table[: self.mask_token]  # items 0..I; [mask] is never a candidate
 
-    def user_representation(
-        self, seq: Int[Array, "B L"], events: Int[Array, "B L"] | None = None
-    ) -> Float[Array, "B D"]:
+    def user_representation(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B D"]:
+        del users  # read by the user-features wrapper only
         mask = jnp.full((seq.shape[0], 1), self.mask_token, seq.dtype)
         if events is not None:  # the [mask] position's event is unknown: 0
             events = jnp.concatenate([events[:, 1:], jnp.zeros_like(events[:, :1])], axis=1)
         return self.encode(jnp.concatenate([seq[:, 1:], mask], axis=1), events=events)[:, -1]
 
-    def train_loss(self, batch, loss_fn, rng, rngs, user_offset: Float[Array, "B D"] | None = None):
+    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: UserOffset = None):
         """Masked-item loss; `user_offset` (user side features) is added to every output state."""
         seq = batch["targets"]  # the last max_len items of each training sequence, right-aligned
         masked = (jax.random.uniform(rng, seq.shape) < self.mask_prob) & (seq != 0)
@@ -63,7 +66,7 @@ class BERT4Rec(nnx.Module):
         return loss_fn(hidden, self.item_table(), labels, jax.random.fold_in(rng, 1))
 
 
-@register_model("bert4rec", item_features=True, user_features=True, events=True)
+@register_model("bert4rec", kind=ModelKind.OWN_LOSS, item_features=True, user_features=True, events=True)
 def build_bert4rec(
     config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0
 ) -> BERT4Rec:

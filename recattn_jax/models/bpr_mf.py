@@ -15,21 +15,26 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from recattn_jax.layers.embeddings import ItemTable
 from recattn_jax.losses import masked_mean, sample_negatives
 from recattn_jax.models import item_table, register_model
+from recattn_jax.models.interface import Events, ModelKind, Seq, UserOffset, Users, refuse_events
 
 
 class BprMF(nnx.Module):
+    kind = ModelKind.OWN_LOSS
+
     def __init__(self, history_factors: ItemTable, item_factors: ItemTable, negatives: int, num_items: int):
         self.history_factors = history_factors  # y_j
         self.item_factors = item_factors  # q_i
         self.negatives = negatives
         self.num_items = num_items  # not the table's rows: a mesh pads them with rows that are never items
 
-    def user_representation(self, seq: Int[Array, "B L"]) -> Float[Array, "B D"]:
+    def user_representation(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B D"]:
+        refuse_events(events, "bpr_mf")
+        del users  # read by the user-features wrapper only
         valid = (seq != 0)[..., None]
         total = jnp.sum(self.history_factors(seq) * valid, axis=1)
         return total / jnp.maximum(jnp.sum(valid, axis=1), 1)
@@ -37,7 +42,7 @@ class BprMF(nnx.Module):
     def item_table(self) -> Float[Array, "I D"]:
         return self.item_factors.table
 
-    def train_loss(self, batch, loss_fn, rng, rngs, user_offset: Float[Array, "B D"] | None = None):
+    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: UserOffset = None):
         """BPR over every training position; `user_offset` (user side features) is added to p_u."""
         del loss_fn, rngs  # BPR is this model's objective
         inputs, targets = batch["inputs"], batch["targets"]
@@ -59,7 +64,7 @@ class BprMF(nnx.Module):
         return masked_mean(nll, mask)
 
 
-@register_model("bpr_mf", item_features=True, user_features=True)
+@register_model("bpr_mf", kind=ModelKind.OWN_LOSS, item_features=True, user_features=True)
 def build_bpr_mf(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None) -> BprMF:
     init = nnx.initializers.normal(stddev=0.1)
     tables = [item_table(config, num_items, init, backend=backend, rngs=rngs, features=features) for _ in range(2)]

@@ -28,6 +28,7 @@ from recattn_jax.layers.masks import left_padded_bounds
 from recattn_jax.layers.target_attention import TargetAttention
 from recattn_jax.losses import masked_mean, sample_negatives
 from recattn_jax.models import item_embedding, register_model
+from recattn_jax.models.interface import Events, ModelKind, Seq, UserOffset, Users
 
 
 class ScoreMLP(nnx.Module):
@@ -43,6 +44,8 @@ class ScoreMLP(nnx.Module):
 
 
 class DIN(nnx.Module):
+    kind = ModelKind.OWN_SCORING
+
     def __init__(
         self,
         embedding: SequenceEmbedding,
@@ -58,7 +61,7 @@ class DIN(nnx.Module):
         self.candidate_chunk, self.negatives = candidate_chunk, negatives
         self.num_items = num_items  # not the table's rows: a mesh pads them with rows that are never items
 
-    def _history(self, seq: Int[Array, "B L"], rngs: nnx.Rngs | None = None, events: Int[Array, "B L"] | None = None):
+    def _history(self, seq: Seq, rngs: nnx.Rngs | None = None, events: Events = None):
         x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
         return x * (seq != 0)[..., None], *left_padded_bounds(seq)
 
@@ -71,23 +74,29 @@ class DIN(nnx.Module):
 
     def score_items(
         self,
-        seq: Int[Array, "B L"],
+        seq: Seq,
         items: Int[Array, "B C"],
-        events: Int[Array, "B L"] | None = None,
-        user_offset: Float[Array, "B D"] | None = None,
+        *,
+        events: Events = None,
+        users: Users = None,
+        user_offset: UserOffset = None,
     ) -> Float[Array, "B C"]:
+        del users  # read by the user-features wrapper only, which passes user_offset
         history, kv_start, kv_end = self._history(seq, events=events)
         cand = self._candidates(items)
         return self.scorer(self._interest(cand, history, kv_start, kv_end, user_offset), cand)
 
     def score_all(
         self,
-        seq: Int[Array, "B L"],
+        seq: Seq,
+        *,
+        events: Events = None,
+        users: Users = None,
+        user_offset: UserOffset = None,
         chunk: int | None = None,
-        events: Int[Array, "B L"] | None = None,
-        user_offset: Float[Array, "B D"] | None = None,
     ) -> Float[Array, "B I"]:
         """Scores of items 0..I, `chunk` (default model.candidate_chunk) candidates at a time."""
+        del users  # read by the user-features wrapper only, which passes user_offset
         chunk = chunk or self.candidate_chunk
         num = self.embedding.table.shape[0]  # I + 1, padding included
         chunks = math.ceil(num / chunk)
@@ -104,7 +113,7 @@ class DIN(nnx.Module):
         scores = jax.lax.map(one_chunk, ids)  # [chunks, B, chunk]
         return jnp.moveaxis(scores, 0, 1).reshape(b, chunks * chunk)[:, :num]
 
-    def train_loss(self, batch, loss_fn, rng, rngs, user_offset: Float[Array, "B D"] | None = None):
+    def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: UserOffset = None):
         del loss_fn  # DIN's own sampled objective, see the module docstring
         inputs, targets = batch["inputs"], batch["targets"]
         history, kv_start, kv_end = self._history(inputs, rngs, batch.get("events"))
@@ -123,7 +132,7 @@ class DIN(nnx.Module):
         return masked_mean(nll, mask)
 
 
-@register_model("din", item_features=True, user_features=True, events=True)
+@register_model("din", kind=ModelKind.OWN_SCORING, item_features=True, user_features=True, events=True)
 def build_din(config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0) -> DIN:
     return DIN(
         item_embedding(

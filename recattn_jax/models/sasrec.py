@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from flax import nnx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import ItemTable, SequenceEmbedding
@@ -12,6 +12,7 @@ from recattn_jax.layers.l2_normalize import l2_normalize
 from recattn_jax.layers.masks import item_mask, left_padded_bounds
 from recattn_jax.layers.transformer import TransformerEncoder
 from recattn_jax.models import item_embedding, register_model
+from recattn_jax.models.interface import Events, ModelKind, Seq, Users
 
 XAVIER = nnx.initializers.xavier_normal()  # as the input item embedding
 
@@ -19,6 +20,8 @@ XAVIER = nnx.initializers.xavier_normal()  # as the input item embedding
 class SASRec(nnx.Module):
     """`output`: the scorer's item table, None for the input embedding's (tied). `normalize`: hidden states
     and item rows L2-normalised, so that training (scaled by loss.temperature) and ranking use cosines."""
+
+    kind = ModelKind.DOT_PRODUCT
 
     def __init__(
         self,
@@ -37,13 +40,15 @@ class SASRec(nnx.Module):
 
     def encode(
         self,
-        seq: Int[Array, "B L"],
+        seq: Seq,
         *,
-        events: Int[Array, "B L"] | None = None,
+        events: Events = None,
+        users: Users = None,
         rngs: nnx.Rngs | None = None,
         last_only: bool = False,
     ) -> Float[Array, "B L D"]:
         """Hidden state per position; position t sees items 0..t only (causal). `last_only`: [B, 1, D]."""
+        del users  # read by the user-features wrapper only
         valid = item_mask(seq)
         kv_start, kv_end = left_padded_bounds(seq)
         x = self.dropout(self.embedding(seq, events), deterministic=rngs is None, rngs=rngs)
@@ -55,14 +60,13 @@ class SASRec(nnx.Module):
         table = self.embedding.table if self.output is None else self.output.table
         return l2_normalize(table) if self.normalize else table
 
-    def user_representation(
-        self, seq: Int[Array, "B L"], events: Int[Array, "B L"] | None = None
-    ) -> Float[Array, "B D"]:
+    def user_representation(self, seq: Seq, *, events: Events = None, users: Users = None) -> Float[Array, "B D"]:
+        del users  # read by the user-features wrapper only
         # right-aligned: the newest item sits last, and only its state is computed in the last block
         return self.encode(seq, events=events, last_only=True)[:, -1]
 
 
-@register_model("sasrec", item_features=True, user_features=True, events=True)
+@register_model("sasrec", kind=ModelKind.DOT_PRODUCT, item_features=True, user_features=True, events=True)
 def build_sasrec(
     config, num_items: int, *, backend: str, rngs: nnx.Rngs, features=None, num_event_types: int = 0
 ) -> SASRec:

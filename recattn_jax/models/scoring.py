@@ -1,25 +1,28 @@
-"""Scores of candidate items for a batch of histories, for any registered model.
+"""Scores of candidate items for a batch of histories, and the training loss, for any registered model.
 
-A model either defines `score_all` / `score_items` itself (e.g. target attention, where the user
-vector depends on the candidate) or provides `user_representation` and `item_table`, scored by dot product.
-Models with `needs_users` (user side features) also take the user indices; `events` (the history's
-event types, data.event_col) go to models built with event types only.
+Dispatched on the model's declared kind (models/interface.py): an OWN_SCORING model scores candidates
+itself (e.g. target attention, where the user vector depends on the candidate); every other model is
+scored by user_representation · item_table. `users` (user indices) and `events` (the history's event
+types, data.event_col) are passed to every model, which reads them only where it has use for them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import jax.numpy as jnp
+from flax import nnx
 from jaxtyping import Array, Float, Int
+
+from recattn_jax.models.interface import ModelKind, model_kind
 
 
 def score_all(
     model, seq: Int[Array, "B L"], users: Int[Array, " B"] | None = None, events: Int[Array, "B L"] | None = None
 ) -> Float[Array, "B I"]:
-    """Scores of every item index 0..I (index 0, padding, included; callers mask it).
-
-    `users` (user indices) matter only to models with `needs_users` (user side features)."""
-    if hasattr(model, "score_all"):
-        return model.score_all(seq, *_users_of(model, users), **event_kwargs(events))
+    """Scores of every item index 0..I (index 0, padding, included; callers mask it)."""
+    if model_kind(model) is ModelKind.OWN_SCORING:
+        return model.score_all(seq, events=events, users=users)
     return user_vectors(model, seq, users, events) @ model.item_table().T
 
 
@@ -30,26 +33,25 @@ def score_items(
     users: Int[Array, " B"] | None = None,
     events: Int[Array, "B L"] | None = None,
 ) -> Float[Array, "B C"]:
-    if hasattr(model, "score_items"):
-        return model.score_items(seq, items, *_users_of(model, users), **event_kwargs(events))
+    if model_kind(model) is ModelKind.OWN_SCORING:
+        return model.score_items(seq, items, events=events, users=users)
     user = user_vectors(model, seq, users, events)
     return jnp.einsum("bd,bcd->bc", user, model.item_table()[items])
 
 
-def user_vectors(model, seq, users, events=None) -> Float[Array, "B D"]:
-    """The user representation of a dot-product model, with user side features where it has them."""
-    return model.user_representation(seq, *_users_of(model, users), **event_kwargs(events))
+def user_vectors(model, seq, users=None, events=None) -> Float[Array, "B D"]:
+    """The user representation of a model scored by dot product (not OWN_SCORING)."""
+    return model.user_representation(seq, events=events, users=users)
 
 
-def _users_of(model, users) -> tuple:
-    """(users,) for a model that needs them, else ()."""
-    if not getattr(model, "needs_users", False):
-        return ()
-    if users is None:
-        raise ValueError("this model adds user features: pass the user indices")
-    return (users,)
-
-
-def event_kwargs(events) -> dict:
-    """`events=` for a call, or nothing: models without an event embedding (pop, bpr_mf) take no such argument."""
-    return {} if events is None else {"events": events}
+def training_loss(
+    model, batch: Mapping[str, Array], loss_fn: Callable, rng: Array, rngs: nnx.Rngs | None
+) -> Float[Array, ""]:
+    """The model's training loss on `batch`: the next-item `loss_fn` over a DOT_PRODUCT model's encoded
+    states against its item table (with the batch's packed `positions` and `seen` items where given), or
+    the model's own `train_loss`."""
+    if model_kind(model) is not ModelKind.DOT_PRODUCT:  # its own objective (masked items, pairs, ...)
+        return model.train_loss(batch, loss_fn, rng, rngs)
+    hidden = model.encode(batch["inputs"], events=batch.get("events"), users=batch.get("users"), rngs=rngs)
+    packed = {k: batch[k] for k in ("positions", "seen") if k in batch}  # see train/epoch.py
+    return loss_fn(hidden, model.item_table(), batch["targets"], rng, **packed)

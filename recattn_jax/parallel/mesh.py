@@ -1,9 +1,11 @@
 """The device mesh from `mesh.data` x `mesh.model`, and where each array of a run lives on it.
 
-Axis legend: `data` shards the batch (users / training rows), `model` shards item-row tables
-(the item embedding and any [I+1, ...] output table) by rows. The item table has I+1 rows (0 = padding);
-it is padded with zero rows to a multiple of the `model` axis, and the pad rows (ids > I) are masked
-wherever items are candidates (losses, ranking), so they never compete and get no gradient.
+Axis legend: `data` shards the batch (users / training rows), `model` shards by rows the variables
+marked as item rows where they are created (recattn_jax/layers/item_rows.py: item embeddings, output
+tables, the side-feature rows fused with them, pop's counts), and nothing else. An item table has I+1
+rows (0 = padding); marked variables are padded with zero rows to a multiple of the `model` axis, and
+the pad rows (ids > I) are masked wherever items are candidates (losses, ranking), so they never
+compete and get no gradient.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from jaxtyping import Array, Shaped
 
 from recattn_jax.config import Config, MeshConfig
 from recattn_jax.errors import ConfigError
+from recattn_jax.layers.item_rows import is_item_rows
 from recattn_jax.parallel.process_share import ProcessShare
 
 AXES = ("data", "model")
@@ -43,14 +46,8 @@ def padded_rows(num_items: int, model: int) -> int:
     return -(-(num_items + 1) // model) * model
 
 
-NOT_ITEM_ROWS = ("position", "user_features", "events")  # tables indexed by position, user or event type
-
-
-def is_item_rows(path, leaf, rows: int) -> bool:
-    """An array indexed by item id: leading dim == the item-row count, and not a table of positions, users
-    or event types that happens to have as many rows."""
-    name = jax.tree_util.keystr(path)
-    return getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == rows and not any(n in name for n in NOT_ITEM_ROWS)
+def _is_variable(x) -> bool:
+    return isinstance(x, nnx.Variable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +77,20 @@ class ParallelLayout:
         return NamedSharding(self.mesh, P(*spec))
 
     def pad_items(self, model: nnx.Module) -> None:
-        """Append zero rows to every item-row parameter of `model` (in place) up to `rows`."""
-        state = nnx.state(model)
-        if self.rows == self.num_items + 1:
-            return
+        """Append zero rows to every variable of `model` marked as item rows (in place), up to a multiple of
+        the `model` axis: `rows` for an [I+1, ...] table, more for one with extra rows (BERT4Rec's [mask])."""
+        model_axis = self.mesh.shape["model"]
 
-        def pad(path, leaf):
-            return self.fit_rows(leaf) if is_item_rows(path, leaf, self.num_items + 1) else leaf
+        def pad(variable):
+            if not is_item_rows(variable):
+                return variable
+            table = variable[...]
+            extra = -table.shape[0] % model_axis
+            if extra == 0:
+                return variable
+            return variable.replace(jnp.concatenate([table, jnp.zeros((extra, *table.shape[1:]), table.dtype)]))
 
-        nnx.update(model, jax.tree_util.tree_map_with_path(pad, state))
+        nnx.update(model, jax.tree.map(pad, nnx.state(model), is_leaf=_is_variable))
 
     def fit_rows(self, table: Shaped[Array, "I ..."]) -> Shaped[Array, "R ..."]:
         """An [I+1, ...] item table (e.g. BERT4Rec's, cut from a table with a [mask] row) zero-padded to `rows`."""
@@ -97,15 +99,27 @@ class ParallelLayout:
             return table
         return jnp.concatenate([table, jnp.zeros((extra, *table.shape[1:]), table.dtype)])
 
-    def state_shardings(self, state):
-        """Item-row arrays row-sharded over `model`, everything else replicated."""
+    def state_shardings(self, state: nnx.State) -> nnx.State:
+        """`state`'s structure with a NamedSharding per array: the variables marked as item rows (and the
+        optimizer moments of marked parameters) row-sharded over `model`, everything else replicated."""
+        model_axis = self.mesh.shape["model"]
 
-        def spec(path, leaf):
-            if is_item_rows(path, leaf, self.rows):
-                return self.sharding("model")
-            return self.sharding()
+        def spec(variable):
+            if not _is_variable(variable):
+                raise TypeError(
+                    f"state_shardings needs an nnx.State (its variables carry the item-row marks), "
+                    f"not {type(variable).__name__} leaves (a pure dict?)"
+                )
+            if not is_item_rows(variable):
+                return variable.replace(self.sharding())
+            if variable.shape[0] % model_axis:
+                raise ValueError(
+                    f"an item-row variable of shape {variable.shape} has rows that are not a multiple of "
+                    f"mesh.model={model_axis}: pad the model's item rows first (ParallelLayout.pad_items)"
+                )
+            return variable.replace(self.sharding("model"))
 
-        return jax.tree_util.tree_map_with_path(spec, state)
+        return jax.tree.map(spec, state, is_leaf=_is_variable)
 
     def place_state(self, state):
         return jax.tree.map(place_global, state, self.state_shardings(state))

@@ -14,6 +14,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import SingleDeviceSharding
 
+from recattn_jax.layers.item_rows import is_item_rows
 from recattn_jax.parallel.mesh import ParallelLayout
 
 
@@ -27,9 +28,9 @@ def restore_onto(path: str | Path, target: nnx.State, layout: ParallelLayout | N
     """The checkpoint at `path` (a save_state or BestCheckpoint item directory) in `target`'s shapes,
     placed by `layout` (None: one device)."""
     pure = nnx.to_pure_dict(target)
-    _check_only_item_rows_differ(path, pure)
+    _check_only_item_rows_differ(path, target)
     if layout is not None:
-        shardings = layout.state_shardings(pure)
+        shardings = nnx.to_pure_dict(layout.state_shardings(target))  # the marks live on target's variables
     else:
         shardings = jax.tree.map(lambda _: SingleDeviceSharding(jax.devices()[0]), pure)
     restore_args = jax.tree.map(
@@ -45,8 +46,9 @@ def restore_onto(path: str | Path, target: nnx.State, layout: ParallelLayout | N
     return target
 
 
-def _check_only_item_rows_differ(path: str | Path, pure: dict) -> None:
-    """Padding/truncating is for mesh-pad rows only: any other shape change is a different model."""
+def _check_only_item_rows_differ(path: str | Path, target: nnx.State) -> None:
+    """Padding/truncating is for mesh-pad rows of item-row variables only: any other shape change is a
+    different model."""
     with ocp.PyTreeCheckpointer() as checkpointer:
         metadata = checkpointer.metadata(Path(path).absolute())
     saved = getattr(getattr(metadata, "item_metadata", metadata), "tree", metadata)
@@ -56,9 +58,10 @@ def _check_only_item_rows_differ(path: str | Path, pure: dict) -> None:
         return {tuple(str(getattr(k, "key", k)) for k in key_path): leaf for key_path, leaf in leaves}
 
     have_shapes = {name: tuple(meta.shape) for name, meta in by_name(saved).items()}
-    for name, leaf in by_name(pure).items():
+    marked = by_name(nnx.to_pure_dict(target, is_item_rows))
+    for name, leaf in by_name(nnx.to_pure_dict(target)).items():
         want, have = tuple(leaf.shape), have_shapes.get(name)
         if have is None:
             raise ValueError(f"{path}: no array {'/'.join(name)} in the checkpoint")
-        if want != have and (len(want) != len(have) or want[1:] != have[1:] or "positions" in name):
+        if want != have and (len(want) != len(have) or want[1:] != have[1:] or not marked[name]):
             raise ValueError(f"{path}: {'/'.join(name)} has shape {have}, the target {want}")

@@ -14,7 +14,7 @@ from recattn_jax.config_checks import check_levers_fit_mesh
 from recattn_jax.errors import ConfigError
 from recattn_jax.losses import next_item_loss
 from recattn_jax.models import build_model
-from recattn_jax.models.scoring import event_kwargs
+from recattn_jax.models.scoring import training_loss
 from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
 from recattn_jax.train.lr_schedule import learning_rate
@@ -47,13 +47,8 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn):
         rng = jax.random.fold_in(rng, optimizer.step[...])  # a fresh, reproducible key per step
         dropout_rng, loss_rng = jax.random.split(rng)
 
-        def loss_of(model):
-            if hasattr(model, "train_loss"):  # a model with its own objective (masked items, pairs, ...)
-                return model.train_loss(batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
-            events = event_kwargs(batch.get("events"))  # present only when the data has an event column
-            hidden = model.encode(batch["inputs"], **events, rngs=nnx.Rngs(dropout=dropout_rng))
-            packed = {k: batch[k] for k in ("positions", "seen") if k in batch}  # see run_epoch
-            return loss_fn(hidden, model.item_table(), batch["targets"], loss_rng, **packed)
+        def loss_of(model):  # the next-item loss or the model's own, by its declared kind (models/interface.py)
+            return training_loss(model, batch, loss_fn, loss_rng, nnx.Rngs(dropout=dropout_rng))
 
         def weighted_loss(model):
             loss = loss_of(model)

@@ -15,7 +15,7 @@ from recattn_jax.features.item_features import build_item_features
 from recattn_jax.features.text import TOKEN_PATTERN, bag_of_words, tfidf
 from recattn_jax.losses import next_item_loss
 from recattn_jax.models import build_model
-from recattn_jax.models.scoring import score_all, score_items
+from recattn_jax.models.scoring import score_all, score_items, training_loss
 from recattn_jax.train.loop import train_and_evaluate
 
 CORPUS = ["toy story animation comedy", "jumanji adventure fantasy", "grumpier old men comedy romance", "", "toy toy"]
@@ -124,7 +124,7 @@ def test_user_features_change_the_user_and_train(tmp_path):
     kernel = jnp.arange(24.0).reshape(3, 8)
     model.project.kernel[...] = kernel
     seq = jnp.array([[0, 1, 2, 3], [0, 1, 2, 3]])
-    rep = model.user_representation(seq, jnp.array([0, 1]))
+    rep = model.user_representation(seq, users=jnp.array([0, 1]))
     np.testing.assert_allclose(rep[0] - rep[1], kernel[0] - kernel[1], atol=1e-5)  # only the user vector differs
     with pytest.raises(ConfigError, match="user_features"):
         build_model(ModelConfig(name="pop"), 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3))
@@ -142,7 +142,7 @@ def test_fused_tables_of_recurrent_and_mf_models_use_the_features(name):
     inner_table = fused.item_table()[:, :8]
     assert not np.allclose(inner_table[1], inner_table[2])
     ids = {
-        "lstm": lambda m: m.dense.kernel[...].T,
+        "lstm": lambda m: m.outputs.ids.embedding[...],
         "gru4rec": lambda m: m.outputs.ids.embedding[...],
         "bpr_mf": lambda m: m.item_factors.ids.embedding[...],
     }[name](fused)
@@ -169,7 +169,7 @@ def test_user_features_reach_the_scores_and_the_loss(name, tmp_path):
     batch = {"inputs": seq, "targets": jnp.array([[0, 2, 3, 4], [0, 2, 3, 4]]), "users": users}
     loss_fn = next_item_loss("ce", 1)
     losses = [
-        model.train_loss({k: v[i : i + 1] for k, v in batch.items()}, loss_fn, jax.random.key(0), nnx.Rngs(0))
+        training_loss(model, {k: v[i : i + 1] for k, v in batch.items()}, loss_fn, jax.random.key(0), nnx.Rngs(0))
         for i in (0, 1)
     ]
     assert not np.isclose(losses[0], losses[1])

@@ -12,7 +12,7 @@ from tiny_configs import TINY
 from recattn_jax.config import ModelConfig, to_config
 from recattn_jax.errors import ConfigError
 from recattn_jax.models import WITH_EVENTS, build_model
-from recattn_jax.models.scoring import score_all, score_items, user_vectors
+from recattn_jax.models.scoring import score_all, score_items, training_loss, user_vectors
 from recattn_jax.recommend import recommend
 from recattn_jax.train.loop import train_and_evaluate
 
@@ -75,16 +75,18 @@ def test_bert4rec_mask_position_gets_event_zero():
     # the user vector is [mask]'s output after the shifted history; [mask] carries event 0
     shifted = jnp.concatenate([SEQ[:, 1:], jnp.full((2, 1), m.mask_token)], axis=1)
     events = jnp.concatenate([EVENTS[:, 1:], jnp.zeros((2, 1), EVENTS.dtype)], axis=1)
-    np.testing.assert_allclose(m.user_representation(SEQ, EVENTS), m.encode(shifted, events=events)[:, -1], atol=1e-5)
+    np.testing.assert_allclose(
+        m.user_representation(SEQ, events=EVENTS), m.encode(shifted, events=events)[:, -1], atol=1e-5
+    )
 
 
 def test_event_calls_are_checked():
     with pytest.raises(ValueError, match="pass events="):
         model("sasrec").user_representation(SEQ)
     with pytest.raises(ValueError, match="built without event types"):
-        model("lstm", num_event_types=0).user_representation(SEQ, EVENTS)
+        model("lstm", num_event_types=0).user_representation(SEQ, events=EVENTS)
     with pytest.raises(ValueError, match="do not match"):
-        model("gru4rec").user_representation(SEQ, EVENTS[:, 1:])
+        model("gru4rec").user_representation(SEQ, events=EVENTS[:, 1:])
 
 
 def test_without_events_there_is_no_event_table():
@@ -112,5 +114,7 @@ def test_user_features_pass_the_events_through():
     flipped = jnp.where(SEQ != 0, 3 - EVENTS, 0)
     assert not np.allclose(user_vectors(m, SEQ, users, EVENTS), user_vectors(m, SEQ, users, flipped), atol=1e-5)
     batch = {"inputs": SEQ, "targets": SEQ, "users": users, "events": EVENTS}
-    loss = m.train_loss(batch, lambda h, t, y, r: jnp.mean(h), jax.random.key(0), None)
+    loss_fn = lambda h, t, y, r: jnp.mean(h[..., 0])  # noqa: E731  (reads the encoded states only)
+    loss = training_loss(m, batch, loss_fn, jax.random.key(0), None)
     assert np.isfinite(float(loss))
+    assert not np.isclose(loss, training_loss(m, {**batch, "events": flipped}, loss_fn, jax.random.key(0), None))

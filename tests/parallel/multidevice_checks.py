@@ -148,9 +148,9 @@ def _epoch(config, step, state, arrays, lay, max_steps):
     return run_epoch(step, state, arrays, config.train, config.seed, 1, max_steps, layout=lay, pack=pack)
 
 
-def _one_step(config, arrays, num_items, user_features=None, num_event_types=0):
+def _one_step(config, arrays, num_items, user_features=None, num_event_types=0, features=None):
     lay = ParallelLayout.from_config(config, num_items)
-    build = {"user_features": user_features, "num_event_types": num_event_types, "layout": lay}
+    build = {"features": features, "user_features": user_features, "num_event_types": num_event_types, "layout": lay}
     _, state, step, _ = build_training(config, num_items, **build)
     state, loss = _epoch(config, step, state, arrays, lay, max_steps=1)
     return state, float(jax.device_get(loss[0]))
@@ -163,7 +163,10 @@ def _assert_same_state(single, sharded, name):
         where = f"{name} {jax.tree_util.keystr(path)}"
         if "['key']['bias']" in where:
             continue  # its gradient is 0 in exact arithmetic (softmax is shift-invariant): Adam scales noise to lr
-        other = np.asarray(flat_sharded[path])
+        other = flat_sharded[path]
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # a recurrent cell's RNG key
+            leaf, other = jax.random.key_data(leaf), jax.random.key_data(other)
+        other = np.asarray(other)
         if np.ndim(leaf) and other.shape[0] > np.shape(leaf)[0]:
             assert not np.any(other[np.shape(leaf)[0] :]), f"{where}: mesh-pad rows changed"
             other = other[: np.shape(leaf)[0]]
@@ -171,25 +174,31 @@ def _assert_same_state(single, sharded, name):
 
 
 def check_own_loss_train_step():
-    """Models with their own training loss (and event-type inputs): one step on a 4 x 2 mesh equals the
-    single-device step."""
+    """Models with their own training loss (and event-type inputs), and the recurrent models (LSTM's item-row
+    bias, fused item tables): one step on a 4 x 2 mesh equals the single-device step."""
+    from recattn_jax.features.item_features import build_item_features
+
     split = load_split(tiny(data=1, model=1).data)
     num_items = split.data.num_items
     arrays = next_item_arrays(split.train_sequences, TINY["model"]["max_len"])
     events = [(s % 3 + 1).astype(np.int32) for s in split.train_sequences]  # 3 event types, one per item
     event_arrays = next_item_arrays(split.train_sequences, TINY["model"]["max_len"], events)
     user_features = np.random.default_rng(0).normal(size=(split.data.num_users, 3)).astype(np.float32)
-    for name in ("bert4rec", "bpr_mf", "din", "pop", "sasrec+user_features", "sasrec+events", "bert4rec+events"):
+    texts = [("a b", "", "c d")[i % 3] for i in range(num_items)]
+    item_features = build_item_features(texts, [[("x", "y")[i % 2]] if i % 5 else [] for i in range(num_items)])
+    names = ("bert4rec", "bpr_mf", "din", "pop", "sasrec+user_features", "sasrec+events", "bert4rec+events")
+    for name in (*names, "gru4rec", "lstm+item_features"):
         results = []
         for mesh in ({"data": 1, "model": 1}, {"data": 4, "model": 2}):
             config = tiny(**mesh)
             config.model.name = name.split("+")[0]
             config.model.mask_prob = 0.5  # bert4rec: enough masked positions in one batch
             features = user_features if "user_features" in name else None
+            fused = item_features if "item_features" in name else None
             if "events" in name:
                 results.append(_one_step(config, event_arrays, num_items, features, num_event_types=3))
             else:
-                results.append(_one_step(config, arrays, num_items, features))
+                results.append(_one_step(config, arrays, num_items, features, features=fused))
         (single, single_loss), (sharded, sharded_loss) = results
         np.testing.assert_allclose(sharded_loss, single_loss, rtol=1e-5, err_msg=name)
         _assert_same_state(single, sharded, name)

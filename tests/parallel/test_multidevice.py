@@ -39,7 +39,7 @@ def test_mesh_checks():
     run_checks(
         "sharded_topk",  # per-shard chunked top-K merged == top-K of the full score matrix; ranks too
         "sharded_train_step",  # two steps on a 4 x 2 mesh == two single-device steps
-        "own_loss_train_step",  # bert4rec, bpr_mf, din, pop, user features, events: a 4 x 2 step == 1 device
+        "own_loss_train_step",  # bert4rec, bpr_mf, din, pop, user/item features, events, recurrent: 4 x 2 == 1
         "sharded_recommend",  # recommend() on a 4 x 2 mesh, whole shards and chunks == top-K of all scores
         "restore_other_mesh",  # checkpoint on 8 devices -> 4 -> 1, and 1 -> 8
         "sharded_training_results",  # train_and_evaluate on a 4 x 2 mesh == the single-device loss and metrics
