@@ -1,23 +1,46 @@
 """Fixtures and settings shared by every test folder.
 
 Hypothesis profiles: tests/hypothesis_profiles.py (HYPOTHESIS_PROFILE=ci, the default, or thorough).
-Compiled XLA programs are cached on disk for the session: tests build the same tiny step in many
-places, and each new closure would otherwise compile it again.
+
+Most of a tiny test's time is XLA compiling it, so the session
+- caches compiled programs on disk in one directory shared by the pytest-xdist workers and every
+  subprocess a test starts (the CLI, sweeps): tests build the same tiny step in many places, and each
+  new closure or process would otherwise compile it again;
+- compiles CPU code without LLVM's optimisation passes (`--xla_backend_optimization_level=0`):
+  a third less compile time for the same programs, which run for milliseconds here. Production runs
+  and `benchmarks/` keep XLA's defaults.
+These are environment variables, set before JAX starts its backend, so subprocesses inherit them.
 """
 
+import os
+import shutil
 import tempfile
 
-import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
-import jax
-import pytest
-from tiny_configs import TINY
+_OWN_CACHE = "RECATTN_TEST_JAX_CACHE" not in os.environ  # the first process to load this file (the xdist controller)
+if _OWN_CACHE:
+    os.environ["RECATTN_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="recattn-jax-cache-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["RECATTN_TEST_JAX_CACHE"]
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.3"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
-from recattn_jax.config import Config, to_config
+import hypothesis_profiles  # noqa: E402,F401  (registers and loads the profile)
+import jax  # noqa: E402
+import pytest  # noqa: E402
+from tiny_configs import TINY  # noqa: E402
 
-_CACHE = tempfile.mkdtemp(prefix="recattn-jax-cache-")
-jax.config.update("jax_compilation_cache_dir", _CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+from recattn_jax.config import Config, to_config  # noqa: E402
+
+# the environment above configures subprocesses; this process may have imported jax before reading it
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ.pop("RECATTN_TEST_JAX_CACHE"), ignore_errors=True)
 
 
 @pytest.fixture

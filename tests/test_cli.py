@@ -11,6 +11,7 @@ from tiny_configs import tiny_overrides
 
 from recattn_jax.data.load import PROJECT_ROOT
 from recattn_jax.recommend import load_run, recommend
+from recattn_jax.train.logs import read_metrics
 
 
 def run(module, *args):
@@ -22,7 +23,8 @@ def run(module, *args):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    proc = run("experiments.train", *tiny_overrides(), "train.max_steps=6", f"hydra.run.dir={run_dir}")
+    args = [*tiny_overrides(), "train.max_steps=6", "train.log_every_steps=1", f"hydra.run.dir={run_dir}"]
+    proc = run("experiments.train", *args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "test/full" in proc.stdout and "NDCG@10" in proc.stdout
     return run_dir
@@ -32,6 +34,27 @@ def test_train_cli_writes_results(trained_run):
     results = json.loads((trained_run / "results.json").read_text())
     assert set(results) >= {"valid", "test", "train_loss", "epochs", "train_seconds", "config"}
     assert set(results["test"]) == {"full", "sampled"} and "NDCG@10" in results["test"]["sampled"]
+
+
+def test_metrics_jsonl_records_every_step_the_evaluation_and_the_commit(trained_run):
+    results = json.loads((trained_run / "results.json").read_text())
+    records = read_metrics(trained_run)
+    assert [r["kind"] for r in records] == ["start", *["train"] * results["steps"], "eval", "end"]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, results["steps"] + 1))
+    assert all(r["lr"] == results["config"]["train"]["lr"] for r in train)
+    # one evaluation, so the best state's valid metrics are the logged ones; the pass's wall time is logged
+    evaluation = records[-2]
+    assert evaluation["step"] == results["steps"]
+    assert evaluation["valid_full_NDCG@10"] == results["valid"]["full"]["NDCG@10"]
+    assert 0 < evaluation["eval_seconds"] < 60
+    assert records[0]["git_commit"] and results["git_commit"] == records[0]["git_commit"]
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        assert not (trained_run / "tensorboard").exists()
+    else:
+        assert any(p.name.startswith("events.out.tfevents") for p in (trained_run / "tensorboard").iterdir())
 
 
 def test_recommend_never_returns_a_seen_item(trained_run, tmp_path):

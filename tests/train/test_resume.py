@@ -1,7 +1,6 @@
 """Exact resume: a run stopped as a crash would and resumed ends with the metrics of an uninterrupted one."""
 
 import dataclasses
-import json
 
 import pytest
 
@@ -17,9 +16,9 @@ def without_timing(results: dict) -> dict:
 
 
 @pytest.fixture
-def three_epochs(tiny_config):
-    """About 4 steps per epoch, 3 epochs, an evaluation after each."""
-    train = dataclasses.replace(tiny_config.train, epochs=3, max_steps=None, ckpt_every_steps=3, log_every_steps=2)
+def two_epochs(tiny_config):
+    """4 steps per epoch, 2 epochs, an evaluation after each, a checkpoint every 3 steps."""
+    train = dataclasses.replace(tiny_config.train, epochs=2, max_steps=None, ckpt_every_steps=3, log_every_steps=2)
     return dataclasses.replace(tiny_config, train=train)
 
 
@@ -34,47 +33,28 @@ def stop_then_resume(config, workdir, stops):
     return train_and_evaluate(config, workdir)
 
 
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(three_epochs, tmp_path):
-    whole = train_and_evaluate(dataclasses.replace(three_epochs), tmp_path / "whole")
-    assert whole["steps"] >= 9 and len(whole["history"]) == 3
-    # 7: mid-epoch, resumed from step 6; 10: resumed from 9, then past the second epoch's evaluation
-    resumed = stop_then_resume(three_epochs, tmp_path / "resumed", [7, 10])
-    assert resumed["resumed_from"] == 9
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(two_epochs, tmp_path):
+    whole = train_and_evaluate(dataclasses.replace(two_epochs), tmp_path / "whole")
+    assert whole["steps"] == 8 and len(whole["history"]) == 2
+    # stopped at 7 (mid-epoch 2, after epoch 1's evaluation, one step past the checkpoint of step 6):
+    # the resumed run restores the model, optimizer, RNG, data order and best state of step 6
+    resumed = stop_then_resume(two_epochs, tmp_path / "resumed", [7])
+    assert resumed["resumed_from"] == 6
     assert without_timing(resumed) == without_timing(whole)
     records = read_metrics(tmp_path / "resumed")
     evals = [r for r in records if r["kind"] == "eval"]
-    assert [r["epoch"] for r in evals] == [1, 2, 3]  # no evaluation logged twice
+    assert [r["epoch"] for r in evals] == [1, 2]  # no evaluation logged twice
     assert [r["valid_full_NDCG@10"] for r in evals] == [h["valid_full_NDCG@10"] for h in whole["history"]]
     assert records[-1]["kind"] == "end" and records[0]["git_commit"]
 
 
 @pytest.mark.slow
-def test_resume_without_checkpoint_starts_over(three_epochs, tmp_path):
-    three_epochs.train.ckpt_every_steps = 0
-    three_epochs.train.epochs = 1
-    whole = train_and_evaluate(dataclasses.replace(three_epochs), tmp_path / "whole")
-    resumed = stop_then_resume(three_epochs, tmp_path / "resumed", [2])
+def test_resume_without_checkpoint_starts_over(two_epochs, tmp_path):
+    two_epochs.train.ckpt_every_steps = 0
+    two_epochs.train.epochs = 1
+    whole = train_and_evaluate(dataclasses.replace(two_epochs), tmp_path / "whole")
+    resumed = stop_then_resume(two_epochs, tmp_path / "resumed", [2])
     assert resumed["resumed_from"] is None and without_timing(resumed) == without_timing(whole)
-
-
-def test_metrics_jsonl_and_commit(tiny_config, tmp_path):
-    tiny_config.train.log_every_steps = 1
-    results = train_and_evaluate(tiny_config, tmp_path)
-    records = read_metrics(tmp_path)
-    kinds = [r["kind"] for r in records]
-    assert kinds == ["start", "train", "train", "eval", "end"]
-    train = [r for r in records if r["kind"] == "train"]
-    assert [r["step"] for r in train] == [1, 2] and all(r["lr"] == tiny_config.train.lr for r in train)
-    # one evaluation, so the best state's valid metrics are the logged ones; the pass's wall time is logged
-    assert records[3]["step"] == 2 and records[3]["valid_full_NDCG@10"] == results["valid"]["full"]["NDCG@10"]
-    assert 0 < records[3]["eval_seconds"] < 60
-    assert json.loads((tmp_path / "results.json").read_text())["git_commit"] == records[0]["git_commit"]
-    try:
-        import tensorboardX  # noqa: F401
-    except ImportError:
-        assert not (tmp_path / "tensorboard").exists()
-    else:
-        assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
 
 
 def test_a_partial_checkpoint_is_never_taken_for_whole(tmp_path):
