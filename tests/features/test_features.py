@@ -46,7 +46,7 @@ def test_fusion_without_side_features_is_the_id_embedding():
     config = ModelConfig(name="sasrec", max_len=4, hidden=8, blocks=1, heads=1, dropout=0.0)
     model = build_model(config, 3, backend="reference", rngs=nnx.Rngs(0), features=features)
     ids = model.embedding.items.embedding[...]
-    table = model.item_table()
+    table = nnx.jit(lambda model: model.item_table())(model)  # one compile, not one per operation
     np.testing.assert_allclose(table[2], ids[2], atol=1e-6)  # item 2 has no features: ID only
     assert not np.allclose(table[1], ids[1]) and not np.allclose(table[3], ids[3])
     # item 1: the pool covers exactly ID + its two categories (no zero text field)
@@ -54,7 +54,9 @@ def test_fusion_without_side_features_is_the_id_embedding():
     fields = jnp.stack([ids[1], *fusion.category_embedding(jnp.asarray(features.categories[1]))])
     w = jax.nn.softmax(fields.reshape(3, 1, 8) @ fusion.pooling.query[...][0], axis=0)
     np.testing.assert_allclose(table[1], jnp.sum(w * fields, axis=0), atol=1e-5)
-    assert np.all(np.isfinite(model.user_representation(jnp.array([[0, 0, 1, 2]]))))
+    assert np.all(
+        np.isfinite(nnx.jit(lambda model, seq: model.user_representation(seq))(model, jnp.array([[0, 0, 1, 2]])))
+    )
 
 
 @pytest.mark.parametrize(
