@@ -14,8 +14,8 @@ from recattn_jax.errors import ConfigError
 from recattn_jax.features.item_features import build_item_features
 from recattn_jax.features.text import TOKEN_PATTERN, bag_of_words, tfidf
 from recattn_jax.losses import next_item_loss
-from recattn_jax.models import build_model
-from recattn_jax.models.scoring import score_all, score_items, training_loss
+from recattn_jax.models import build_model, scoring
+from recattn_jax.models.scoring import training_loss
 from recattn_jax.train.loop import train_and_evaluate
 
 CORPUS = ["toy story animation comedy", "jumanji adventure fantasy", "grumpier old men comedy romance", "", "toy toy"]
@@ -110,12 +110,16 @@ def fake_movielens(folder, num_users=100):
     return folder
 
 
-def test_user_features_change_the_user_and_train(tmp_path):
+@pytest.mark.slow  # the fast tier trains with user features from the same files in test_user_features_reach_*
+def test_sasrec_trains_with_user_features(tmp_path):
     config = copy.deepcopy(TINY)
     config["model"].update(name="sasrec", user_features=True)
     config["data"]["item_features"] = str(fake_movielens(tmp_path / "ml"))
     results = train_and_evaluate(to_config(config), tmp_path / "run")
     assert np.isfinite(results["train_loss"]) and 0 <= results["test"]["full"]["NDCG@10"] <= 1
+
+
+def test_user_features_change_the_user():
     model = build_model(
         ModelConfig(max_len=4, hidden=8, blocks=1, heads=1, dropout=0.0),
         5,
@@ -126,7 +130,7 @@ def test_user_features_change_the_user_and_train(tmp_path):
     kernel = jnp.arange(24.0).reshape(3, 8)
     model.project.kernel[...] = kernel
     seq = jnp.array([[0, 1, 2, 3], [0, 1, 2, 3]])
-    rep = model.user_representation(seq, users=jnp.array([0, 1]))
+    rep = nnx.jit(lambda model, seq, users: model.user_representation(seq, users=users))(model, seq, jnp.array([0, 1]))
     np.testing.assert_allclose(rep[0] - rep[1], kernel[0] - kernel[1], atol=1e-5)  # only the user vector differs
     with pytest.raises(ConfigError, match="user_features"):
         build_model(ModelConfig(name="pop"), 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3))
@@ -161,6 +165,7 @@ def test_user_features_reach_the_scores_and_the_loss(name, tmp_path):
     model = build_model(config, 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3, dtype=np.float32))
     seq = jnp.array([[0, 1, 2, 3], [0, 1, 2, 3]])
     users = jnp.array([0, 1])
+    score_all, score_items = nnx.jit(scoring.score_all), nnx.jit(scoring.score_items)  # one compile each
     same = score_all(model, seq, users)
     np.testing.assert_allclose(same[0], same[1], atol=1e-6)  # W starts at zero: the model without them
     model.project.kernel[...] = jax.random.normal(jax.random.key(1), model.project.kernel.shape)

@@ -38,7 +38,7 @@ def rows(seed, b=3, length=9, items=20, dim=8):
 
 
 def grads(f, hidden, table):
-    return jax.value_and_grad(f, argnums=(0, 1))(hidden, table)
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(hidden, table)  # one compile, not one per operation
 
 
 def assert_close(got, want):
