@@ -5,20 +5,12 @@ import shutil
 import sys
 
 import pytest
-from tiny_configs import TINY
-
-from recattn_jax.config import to_config
-from recattn_jax.train.loop import train_and_evaluate
 
 
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory):
-    """A tiny 2-step run with `latest/` checkpoints at steps 1 and 2 and a best checkpoint at step 2."""
-    config = to_config(TINY)
-    config.train.ckpt_every_steps = 1
-    run_dir = tmp_path_factory.mktemp("finished") / "run"
-    train_and_evaluate(config, run_dir)
-    return run_dir
+def finished_run(trained_run):
+    """The session's tiny 2-step run (tests/conftest.py): `latest/` checkpoints at steps 1 and 2, the best at 2."""
+    return trained_run
 
 
 @pytest.fixture
