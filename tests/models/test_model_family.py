@@ -45,15 +45,16 @@ def test_two_steps_then_evaluate(name, tmp_path):
 def test_attn_pool_weights_sum_to_one_and_skip_padding():
     m = model("attn_pool")
     seq = jnp.array([[0, 0, 0, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 9], [1, 2, 3, 4, 5, 6, 7, 8]], jnp.int32)
-    w = m.attention_weights(seq)  # [B, N, L]
+    w = nnx.jit(lambda m, seq: m.attention_weights(seq))(m, seq)  # [B, N, L]; jitted: one compile per function
     np.testing.assert_allclose(jnp.sum(w, -1), 1.0, rtol=1e-6)
     assert float(jnp.abs(w[0, :, :3]).max()) == 0.0 and float(jnp.abs(w[1, :, :7]).max()) == 0.0
     # the pooled vector is the weighted sum the weights describe, per head
     x = m.embedding(seq) * (seq != 0)[..., None]
     expected = jnp.einsum("bnl,blnh->bnh", w, x.reshape(3, 8, 2, 8)).reshape(3, 16)
-    np.testing.assert_allclose(m.user_representation(seq), expected, atol=1e-5)
+    user = nnx.jit(lambda m, seq: m.user_representation(seq))(m, seq)
+    np.testing.assert_allclose(user, expected, atol=1e-5)
     # training states are the pools of every prefix; the last is the user vector
-    np.testing.assert_allclose(m.encode(seq)[:, -1], m.user_representation(seq), atol=1e-5)
+    np.testing.assert_allclose(nnx.jit(lambda m, seq: m.encode(seq))(m, seq)[:, -1], user, atol=1e-5)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 31, 64])
