@@ -18,6 +18,7 @@ def test_best_recipe_composes_and_passes_the_checks():
     t, m = config.train, config.model
     assert (t.whole_history, t.optimizer, t.weight_decay, t.grad_clip) == (True, "adamw", 0.01, 5.0)
     assert (m.max_len, m.hidden, m.blocks, m.dropout, config.loss.name) == (200, 64, 2, 0.2, "ce")
+    assert config.loss.exclude_seen
     assert (t.lr_schedule, config.loss.temperature, m.ffn, m.tie_output, m.normalize) == (
         "constant",
         1.0,
