@@ -2,6 +2,7 @@
 
     python benchmarks/bench_eval.py                       # experiment=sasrec_ml1m_bce, eval.batch_size default
     python benchmarks/bench_eval.py --batch-sizes 16,32,64,512
+    python benchmarks/bench_eval.py --bucketing false,true      # users in length groups or not, same sitting
 
 An untrained model (the pass's cost does not depend on the weights); the first pass compiles, the median of
 `--repeats` warm passes is reported. Training runs log the same wall time per pass as `eval_seconds`.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import statistics
 import sys
 import time
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="sasrec_ml1m_bce")
     parser.add_argument("--batch-sizes", default="", help="eval.batch_size values (default: the config's)")
+    parser.add_argument("--bucketing", default="", help="eval.bucketing values, e.g. false,true (default: config's)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     loaded = experiment_split(args.experiment)
@@ -39,21 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     model_state = nnx.state(nnx.merge(graphdef, state)[0])
     eval_set = build_eval_set(split, "valid", config.model.max_len, config.eval)
     sizes = [int(b) for b in args.batch_sizes.split(",") if b] or [config.eval.batch_size]
+    bucketing = [b.strip().lower() == "true" for b in args.bucketing.split(",") if b] or [config.eval.bucketing]
     env = environment()
     print(f"bench_eval.py: {env['date']}, commit {env['commit']}, {env['machine']}, jax {env['jax']}")
     print(f"{len(eval_set.users)} users, max_len {config.model.max_len}, {split.data.num_items} items")
-    print("| eval.batch_size | first pass (compile) s | warm pass s (median) |\n|---|---|---|")
-    for size in sizes:
-        evaluator = Evaluator(model_graphdef, dataclasses.replace(config.eval, batch_size=size))
+    print("| eval.batch_size | eval.bucketing | first pass (compile) s | warm pass s (median) | full NDCG@10 |")
+    print("|---|---|---|---|---|")
+    for size, bucket in itertools.product(sizes, bucketing):
+        evaluator = Evaluator(model_graphdef, dataclasses.replace(config.eval, batch_size=size, bucketing=bucket))
         started = time.perf_counter()
-        evaluator.evaluate(model_state, eval_set)
+        metrics = evaluator.evaluate(model_state, eval_set)
         first = time.perf_counter() - started
         warm = []
         for _ in range(args.repeats):
             started = time.perf_counter()
             evaluator.evaluate(model_state, eval_set)
             warm.append(time.perf_counter() - started)
-        print(f"| {size} | {first:.2f} | {statistics.median(warm):.2f} |", flush=True)
+        row = [size, str(bucket).lower(), f"{first:.2f}", f"{statistics.median(warm):.2f}"]
+        print("| " + " | ".join(map(str, row)) + f" | {metrics['full']['NDCG@10']:.6f} |", flush=True)
     return 0
 
 

@@ -107,6 +107,9 @@ class EvalConfig:
     seed: int = 0  # negatives are drawn once from this seed
     sampled: bool = True
     item_chunk: int | None = None  # score items in chunks of this many rows (bounded memory); None = all at once
+    # users grouped by history length, each group's histories cut to its bucket length (one compile per group);
+    # the same ranks as false (tests/eval/test_eval_buckets.py), less encoder work on padding; false: one group
+    bucketing: bool = True
 
 
 @dataclasses.dataclass

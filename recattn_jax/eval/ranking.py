@@ -8,6 +8,7 @@ items the user never interacted with, drawn once from a fixed seed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from functools import partial
 
 import jax
@@ -18,6 +19,7 @@ from jaxtyping import Array, Float, Int
 
 from recattn_jax.config import EvalConfig
 from recattn_jax.data.batches import left_pad, sample_unseen
+from recattn_jax.data.bucketing import bucket_lengths
 from recattn_jax.data.preprocess import LeaveOneOutSplit
 from recattn_jax.errors import ConfigError
 from recattn_jax.eval.metrics import ranking_metrics, user_metrics
@@ -27,6 +29,9 @@ from recattn_jax.parallel.process_share import ProcessShare, local_rows, sum_ove
 from recattn_jax.parallel.topk import item_ranks
 
 SPLIT_SEEDS = {"valid": 1, "test": 2}  # valid and test draw different negatives from the same eval.seed
+# A length group of its own must save this many encoded positions per pass (about 0.1 s of a 2-core CPU), else
+# it joins the next longer group: a small eval set stays one group and compiles once.
+MIN_SAVED_POSITIONS = 1 << 16
 
 
 def finite_scores(scores: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -73,6 +78,10 @@ class EvalSet:
     events: np.ndarray | None = None  # [U, L] event types aligned with inputs (0 on padding); None: no event column
     parts: tuple[int, ...] | None = None  # on a mesh: this process's users, per part (ProcessShare.users)
     capacity: int = 0  # on a mesh: users per part
+    # [U] length-group key: each user's test history length (the longer one) + 1 clipped to L, so that the valid
+    # and test sets group alike and share compiled shapes, and a model that shifts in a token of its own (bert4rec's
+    # [mask]) drops the same oldest item as at L; None: from the non-padding length of `inputs`
+    lengths: np.ndarray | None = None
 
 
 def build_eval_set(
@@ -109,7 +118,34 @@ def build_eval_set(
         candidates = np.concatenate([targets[:, None], negatives], axis=1)
     history_events = split.history_events(users, name)
     events = None if history_events is None else left_pad(history_events, max_len)
-    return EvalSet(name, users, left_pad(histories, max_len), targets, seen, candidates, events, parts, capacity)
+    lengths = np.minimum([len(h) + 1 for h in split.history(users, "test")], max_len)
+    inputs = left_pad(histories, max_len)
+    return EvalSet(name, users, inputs, targets, seen, candidates, events, parts, capacity, lengths)
+
+
+def length_groups(lengths: np.ndarray, max_len: int, batch_size: int) -> list[tuple[np.ndarray, int]]:
+    """(rows, length) per group of eval users: each user in the shortest of `bucket_lengths(max_len)` that holds
+    its history, shortest first; a group that saves fewer than MIN_SAVED_POSITIONS positions per pass (batches
+    counted whole) joins the next longer one."""
+    buckets = bucket_lengths(max_len)
+    which = np.searchsorted(buckets, np.clip(lengths, 1, max_len))
+    groups = [(np.flatnonzero(which == b), int(length)) for b, length in enumerate(buckets)]
+    groups = [(rows, length) for rows, length in groups if len(rows)]
+
+    def cost(users: int, length: int) -> int:
+        return -(-users // batch_size) * batch_size * length
+
+    merged, pending = [], np.zeros(0, np.int64)
+    for (rows, length), (after, longer) in itertools.pairwise(groups):
+        rows = np.concatenate([pending, rows])
+        alone = cost(len(rows), length) + cost(len(after), longer)
+        if alone + MIN_SAVED_POSITIONS <= cost(len(rows) + len(after), longer):
+            merged.append((rows, length))
+            pending = np.zeros(0, np.int64)
+        else:
+            pending = rows
+    rows, length = groups[-1]
+    return [*merged, (np.concatenate([pending, rows]), length)]
 
 
 class Evaluator:
@@ -124,7 +160,7 @@ class Evaluator:
     def __init__(self, graphdef: nnx.GraphDef, config: EvalConfig, layout=None):
         self.config, self.layout = config, layout
         chunked = item_ranks(config.item_chunk, layout)
-        self._device_sets: dict[int, tuple] = {}  # id(eval set) -> (eval set, its batched device arrays)
+        self._device_sets: dict[int, tuple] = {}  # id(eval set) -> (eval set, [(group's device arrays, users)])
 
         def batch_ranks(state, batch):
             """(full ranks, sampled ranks or None) of one batch of eval arrays, encoding the histories once."""
@@ -161,27 +197,45 @@ class Evaluator:
         """(full ranks, sampled ranks or None) of one batch of eval arrays (the mesh path)."""
         return self._batch_ranks(state, batch)
 
-    def _on_device(self, eval_set: EvalSet) -> dict:
-        """The eval set's arrays as [batches, batch_size, ...] device arrays, built once per eval set."""
+    def _on_device(self, eval_set: EvalSet) -> list[tuple[dict, int]]:
+        """Per length group (`length_groups`; one group without eval.bucketing): the group's eval arrays as
+        [batches, batch_size, ...] device arrays, histories cut to the group's length, and its user count.
+        Built once per eval set."""
         cached = self._device_sets.get(id(eval_set))
         if cached is not None and cached[0] is eval_set:
             return cached[1]
-        size = min(self.config.batch_size, len(eval_set.users))
-        batches = -(-len(eval_set.users) // size)
-        rows = np.arange(batches * size) % len(eval_set.users)  # the last batch wraps around; cut below
-        arrays = {k: v.reshape(batches, size, *v.shape[1:]) for k, v in eval_rows(eval_set, rows).items()}
-        arrays = jax.device_put(arrays)
-        self._device_sets[id(eval_set)] = (eval_set, arrays)
-        return arrays
+        max_len = eval_set.inputs.shape[1]
+        if self.config.bucketing:
+            lengths = eval_set.lengths
+            if lengths is None:
+                lengths = np.minimum(np.sum(eval_set.inputs != 0, axis=1) + 1, max_len)
+            groups = length_groups(lengths, max_len, self.config.batch_size)
+        else:
+            groups = [(np.arange(len(eval_set.users)), max_len)]
+        on_device = []
+        for users, length in groups:
+            size = min(self.config.batch_size, len(users))
+            batches = -(-len(users) // size)
+            rows = users[np.arange(batches * size) % len(users)]  # the last batch wraps around; cut in evaluate
+            arrays = eval_rows(eval_set, rows)
+            for key in ("inputs", "events"):  # right-aligned: the newest `length` positions hold every history
+                if key in arrays:
+                    arrays[key] = arrays[key][:, max_len - length :]
+            arrays = {k: v.reshape(batches, size, *v.shape[1:]) for k, v in arrays.items()}
+            on_device.append((jax.device_put(arrays), len(users)))
+        self._device_sets[id(eval_set)] = (eval_set, on_device)
+        return on_device
 
     def evaluate(self, state, eval_set: EvalSet) -> dict[str, dict[str, float]]:
         if self.layout is not None:
             return self._evaluate_shares(state, eval_set)
-        full, sampled = jax.device_get(self._all_ranks(state, self._on_device(eval_set)))
-        n = len(eval_set.users)
-        out = {"full": ranking_metrics(full.reshape(-1)[:n], self.config.ks)}
-        if sampled is not None:
-            out["sampled"] = ranking_metrics(sampled.reshape(-1)[:n], self.config.ks)
+        groups = self._on_device(eval_set)
+        ranks = jax.device_get([self._all_ranks(state, arrays) for arrays, _ in groups])  # all dispatched first
+        full = np.concatenate([f.reshape(-1)[:n] for (_, n), (f, _) in zip(groups, ranks, strict=True)])
+        out = {"full": ranking_metrics(full, self.config.ks)}
+        if ranks[0][1] is not None:
+            sampled = np.concatenate([s.reshape(-1)[:n] for (_, n), (_, s) in zip(groups, ranks, strict=True)])
+            out["sampled"] = ranking_metrics(sampled, self.config.ks)
         return out
 
     def _evaluate_shares(self, state, eval_set: EvalSet) -> dict[str, dict[str, float]]:
