@@ -70,9 +70,10 @@ def run_epoch(
         batch = arrays.batch(own_rows(idx), length)  # reads only this process's rows (and their events)
         if pack:  # score only the positions with a target; a few padded lengths, so a few compiles
             batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
-        if seen:  # the softmax leaves out each row's earlier items (losses.py)
-            batch["seen"] = batch["inputs"]
         batch = place(batch)
+        if seen:  # the softmax leaves out each row's earlier items (losses.py): the inputs' one device copy
+            batch["inputs"] = jax.device_put(batch["inputs"])  # a no-op for arrays `place` put on a mesh
+            batch["seen"] = batch["inputs"]
         weight = None
         if train.bucketing:
             weight = np.float32(lengths[idx[idx >= 0]].sum() / mean_positions)
