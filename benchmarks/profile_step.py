@@ -2,11 +2,16 @@
 
     python benchmarks/profile_step.py --experiment sasrec_ml1m_bce     # or sasrec_ml1m_ce
     python benchmarks/profile_step.py --experiment sasrec_ml1m_ce --steps 5 --trace-dir /tmp/trace
+    python benchmarks/profile_step.py --experiment sasrec_ml1m_ce --epoch     # wall time of an epoch's steps
 
 One ML-1M batch (128 rows at max_len 200, the same rows every time) is trained for a few warm-up steps,
 then `--steps` steps run under `jax.profiler.trace`. Each XLA thunk's time is attributed to a category
 (attention op, projections, layer norm, dropout, loss, ...) from the Python source frames XLA keeps in the
 compiled HLO's metadata. Times are the thunks' wall times on this machine: on a shared CPU they inflate.
+
+`--epoch`: instead, every step of one training epoch (the run's bucketed batches, every shape compiled
+first) timed on its own (dispatch to result), grouped by the batch's length, then the same epoch's steps
+dispatched back to back as a run does: the per-epoch cost without evaluation and checkpoints.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import jax
@@ -28,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.env_info import environment, experiment_split
 from recattn_jax.data.batches import next_item_arrays, target_positions
+from recattn_jax.data.bucketing import training_batches
 from recattn_jax.losses import PACKED_LOSSES
 from recattn_jax.train.step import build_training
 
@@ -89,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="sasrec_ml1m_bce")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trace-dir", default=None)
+    parser.add_argument("--epoch", action="store_true", help="time one epoch's steps by batch length")
     args = parser.parse_args(argv)
     loaded = experiment_split(args.experiment)
     if loaded is None:
@@ -96,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     config, split = loaded
     arrays = next_item_arrays(split.train_sequences, config.model.max_len)
     _, state, step, _ = build_training(config, split.data.num_items)
+    if args.epoch:
+        return time_epoch(args.experiment, config, arrays, state, step)
     batch = arrays.batch(
         np.random.default_rng(0).permutation(arrays.num_rows)[: config.train.batch_size], arrays.max_len
     )
@@ -126,6 +136,46 @@ def main(argv: list[str] | None = None) -> int:
     for name, ms in total.most_common():
         print(f"| {name} | {ms:.1f} | {100 * ms / whole:.0f}% | {spent.get(name + ' [bwd]', 0.0):.1f} |")
     print(f"| total (XLA thunks) | {whole:.1f} | 100% | |")
+    return 0
+
+
+def epoch_batches(config, arrays, epoch: int) -> list[dict]:
+    """The epoch's training batches as `run_epoch` builds them on one device (bucketed, packed positions)."""
+    rng = np.random.default_rng([config.seed, epoch])
+    out = []
+    for idx, length in training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing):
+        batch = arrays.batch(idx, length)
+        if config.loss.name in PACKED_LOSSES:
+            batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
+        out.append(batch)
+    return out
+
+
+def time_epoch(experiment: str, config, arrays, state, step) -> int:
+    key, weight = jax.random.key(0), np.float32(1.0)
+    for batch in epoch_batches(config, arrays, 1):  # compiles every (length, positions) shape
+        state, metrics = step(state, batch, key, weight)
+        jax.block_until_ready(metrics)
+    batches = epoch_batches(config, arrays, 2)
+    by_length = collections.defaultdict(list)
+    for batch in batches:
+        started = time.perf_counter()
+        state, metrics = step(state, batch, key, weight)
+        jax.block_until_ready(metrics)
+        by_length[batch["inputs"].shape[1]].append(time.perf_counter() - started)
+    started = time.perf_counter()
+    for batch in batches:
+        state, metrics = step(state, batch, key, weight)
+    jax.block_until_ready(metrics)
+    back_to_back = time.perf_counter() - started
+    env = environment()
+    print(f"profile_step.py --experiment {experiment} --epoch: {env['date']}, commit {env['commit']}, {env['machine']}")
+    print("| batch length | batches | step ms (median) | seconds in all |\n|---|---|---|---|")
+    for length in sorted(by_length):
+        times = by_length[length]
+        print(f"| {length} | {len(times)} | {1000 * np.median(times):.0f} | {sum(times):.2f} |")
+    print(f"| all, one at a time | {len(batches)} | | {sum(map(sum, by_length.values())):.2f} |")
+    print(f"| all, back to back | {len(batches)} | | {back_to_back:.2f} |")
     return 0
 
 
