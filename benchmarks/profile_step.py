@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.env_info import environment, experiment_split
-from recattn_jax.data.batches import next_item_arrays, target_positions
+from recattn_jax.data.batches import next_item_arrays, step_positions
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.losses import PACKED_LOSSES
 from recattn_jax.train.step import build_training
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         np.random.default_rng(0).permutation(arrays.num_rows)[: config.train.batch_size], arrays.max_len
     )
     if config.loss.name in PACKED_LOSSES:  # as run_epoch does on one device
-        batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
+        batch["positions"] = step_positions(batch["targets"])
     key = jax.random.key(0)
     for _ in range(2):  # compile, warm up
         state, metrics = step(state, batch, key)
@@ -146,7 +146,7 @@ def epoch_batches(config, arrays, epoch: int) -> list[dict]:
     for idx, length in training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing):
         batch = arrays.batch(idx, length)
         if config.loss.name in PACKED_LOSSES:
-            batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
+            batch["positions"] = step_positions(batch["targets"])
         out.append(batch)
     return out
 

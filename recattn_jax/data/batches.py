@@ -180,6 +180,12 @@ def target_positions(targets: np.ndarray, quantum: int) -> np.ndarray:
     return np.concatenate([valid, np.full(size - len(valid), pad)]).astype(np.int32)
 
 
+def step_positions(targets: np.ndarray) -> np.ndarray:
+    """`target_positions` padded to a multiple of an eighth of the batch's [B, L] positions, as a training step
+    takes them: at most 8 lengths P per batch shape, so at most 8 compiles per bucket length."""
+    return target_positions(targets, max(1, targets.size // 8))
+
+
 def epoch_batches(num_rows: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Shuffled row indices in batches of exactly `batch_size`; the last is padded with -1."""
     order = rng.permutation(num_rows)

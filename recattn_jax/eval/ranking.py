@@ -74,14 +74,14 @@ class EvalSet:
     inputs: np.ndarray  # [U, L] right-aligned histories
     targets: np.ndarray  # [U]
     seen: np.ndarray  # [U, P] each whole history's distinct items (not truncated to L), sorted, 0-padded right
+    # [U] length-group key: the user's test history length + 1 (its whole sequence's length) clipped to L, so that
+    # the valid and test sets group alike and share compiled shapes, and a model that shifts in a token of its own
+    # (bert4rec's [mask]) drops the same oldest item as at L
+    lengths: np.ndarray
     candidates: np.ndarray | None  # [U, 1 + negatives]: target first
     events: np.ndarray | None = None  # [U, L] event types aligned with inputs (0 on padding); None: no event column
     parts: tuple[int, ...] | None = None  # on a mesh: this process's users, per part (ProcessShare.users)
     capacity: int = 0  # on a mesh: users per part
-    # [U] length-group key: each user's test history length (the longer one) + 1 clipped to L, so that the valid
-    # and test sets group alike and share compiled shapes, and a model that shifts in a token of its own (bert4rec's
-    # [mask]) drops the same oldest item as at L; None: from the non-padding length of `inputs`
-    lengths: np.ndarray | None = None
 
 
 def build_eval_set(
@@ -118,9 +118,9 @@ def build_eval_set(
         candidates = np.concatenate([targets[:, None], negatives], axis=1)
     history_events = split.history_events(users, name)
     events = None if history_events is None else left_pad(history_events, max_len)
-    lengths = np.minimum([len(h) + 1 for h in split.history(users, "test")], max_len)
+    lengths = np.minimum([len(split.data.sequences[u]) for u in users], max_len)
     inputs = left_pad(histories, max_len)
-    return EvalSet(name, users, inputs, targets, seen, candidates, events, parts, capacity, lengths)
+    return EvalSet(name, users, inputs, targets, seen, lengths, candidates, events, parts, capacity)
 
 
 def length_groups(lengths: np.ndarray, max_len: int, batch_size: int) -> list[tuple[np.ndarray, int]]:
@@ -206,10 +206,7 @@ class Evaluator:
             return cached[1]
         max_len = eval_set.inputs.shape[1]
         if self.config.bucketing:
-            lengths = eval_set.lengths
-            if lengths is None:
-                lengths = np.minimum(np.sum(eval_set.inputs != 0, axis=1) + 1, max_len)
-            groups = length_groups(lengths, max_len, self.config.batch_size)
+            groups = length_groups(eval_set.lengths, max_len, self.config.batch_size)
         else:
             groups = [(np.arange(len(eval_set.users)), max_len)]
         on_device = []

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from recattn_jax.config import TrainConfig
-from recattn_jax.data.batches import target_positions
+from recattn_jax.data.batches import step_positions
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.losses import PACKED_LOSSES
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
@@ -69,7 +69,7 @@ def run_epoch(
             break
         batch = arrays.batch(own_rows(idx), length)  # reads only this process's rows (and their events)
         if pack:  # score only the positions with a target; a few padded lengths, so a few compiles
-            batch["positions"] = target_positions(batch["targets"], max(1, batch["targets"].size // 8))
+            batch["positions"] = step_positions(batch["targets"])
         batch = place(batch)
         if seen:  # the softmax leaves out each row's earlier items (losses.py): the inputs' one device copy
             batch["inputs"] = jax.device_put(batch["inputs"])  # a no-op for arrays `place` put on a mesh
