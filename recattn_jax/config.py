@@ -53,6 +53,9 @@ class ModelConfig:
     ffn: str = "relu"  # sasrec: relu (the paper's) | swiglu feed-forward in each block
     tie_output: bool = True  # sasrec: score with the input item embedding; false = an output item table of its own
     normalize: bool = False  # sasrec: cosine scores (L2-normalised states and items); pair with loss.temperature
+    # sasrec: which end of the window position embeddings count from: from_newest (the newest item at max_len-1,
+    # as SASRec.pytorch) | from_oldest (the window's oldest item at 0, as right-padded SASRec+ code)
+    positions: str = "from_newest"
     candidate_chunk: int = 512  # din: candidate items scored per chunk in full ranking
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
     mask_prob: float = 0.2  # bert4rec: probability that a training position is replaced by [mask]

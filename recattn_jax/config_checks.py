@@ -169,7 +169,8 @@ def check_negatives_fit(config: EvalConfig, split) -> None:
 
 def check_accuracy_levers(config: Config) -> None:
     """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping, full CE's
-    temperature and seen-item exclusion, SASRec's feed-forward, output table and cosine scores."""
+    temperature and seen-item exclusion, SASRec's feed-forward, output table, cosine scores and positions."""
+    from recattn_jax.layers.embeddings import POSITIONS
     from recattn_jax.layers.transformer import FEED_FORWARDS
     from recattn_jax.train.lr_schedule import LR_SCHEDULES
 
@@ -186,8 +187,12 @@ def check_accuracy_levers(config: Config) -> None:
     m = config.model
     if m.ffn not in FEED_FORWARDS:
         raise ConfigError(f"model.ffn={m.ffn!r}; choose one of {list(FEED_FORWARDS)}")
-    if m.name != "sasrec" and (m.ffn != "relu" or not m.tie_output or m.normalize):
-        raise ConfigError(f"model.ffn, model.tie_output and model.normalize are sasrec's; model.name={m.name}")
+    if m.positions not in POSITIONS:
+        raise ConfigError(f"model.positions={m.positions!r}; choose one of {list(POSITIONS)}")
+    if m.name != "sasrec" and (m.ffn != "relu" or not m.tie_output or m.normalize or m.positions != POSITIONS[0]):
+        raise ConfigError(
+            f"model.ffn, model.tie_output, model.normalize and model.positions are sasrec's; model.name={m.name}"
+        )
 
 
 def check_levers_fit_mesh(config: Config) -> None:

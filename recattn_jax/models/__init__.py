@@ -94,11 +94,19 @@ def item_embedding(
 ):
     """SequenceEmbedding of items 1..num_items (+ `extra_rows` special tokens), fused with `features`,
     plus an event-type embedding when `num_event_types` > 0."""
-    from recattn_jax.layers.embeddings import SequenceEmbedding
+    from recattn_jax.layers.embeddings import POSITIONS, SequenceEmbedding
 
+    if config.positions not in POSITIONS:
+        raise ConfigError(f"model.positions={config.positions!r}; choose one of {list(POSITIONS)}")
     fusion = field_fusion(config, num_items + 1 + extra_rows, backend=backend, rngs=rngs, features=features)
     return SequenceEmbedding(
-        num_items + extra_rows, config.hidden, config.max_len, rngs=rngs, fusion=fusion, num_event_types=num_event_types
+        num_items + extra_rows,
+        config.hidden,
+        config.max_len,
+        rngs=rngs,
+        fusion=fusion,
+        num_event_types=num_event_types,
+        from_oldest=config.positions == "from_oldest",
     )
 
 

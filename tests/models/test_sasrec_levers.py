@@ -1,4 +1,4 @@
-"""model.ffn, model.tie_output, model.normalize: SASRec's block and scorer variants."""
+"""model.ffn, model.tie_output, model.normalize, model.positions: SASRec's block, scorer and position variants."""
 
 import jax
 import jax.numpy as jnp
@@ -113,6 +113,26 @@ def test_normalized_states_and_items_give_cosines():
     assert np.all(np.isfinite(grads["output"]["ids"]["embedding"][...]))
 
 
+def test_positions_from_oldest_count_from_each_rows_first_item():
+    """from_oldest: a row's items get ids 0..n-1 whatever its padding, so two rows that begin with the same
+    items encode those items alike (causal), which from_newest (ids from the window's end) does not."""
+    short = jnp.asarray([[0, 0, 0, 0, 4, 7, 9, 2]], jnp.int32)  # left padding, then 4 items
+    full = jnp.asarray([[4, 7, 9, 2, 5, 1, 3, 8]], jnp.int32)  # the same first 4 items, then 4 more
+    oldest, newest = sasrec(positions="from_oldest"), sasrec()
+    np.testing.assert_array_equal(oldest.embedding.position_ids(short), [[0, 0, 0, 0, 0, 1, 2, 3]])
+    np.testing.assert_array_equal(oldest.embedding.position_ids(full), [np.arange(8)])
+    np.testing.assert_array_equal(newest.embedding.position_ids(short), [np.arange(8)])
+    a, b = encode(oldest, short)[0, 4:], encode(oldest, full)[0, :4]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(encode(newest, short)[0, 4:], encode(newest, full)[0, :4], atol=1e-3)
+    # a history cut to fewer slots (eval length groups) keeps every item's id, so its states
+    np.testing.assert_allclose(encode(oldest, short[:, 3:]), encode(oldest, short)[:, 3:], atol=1e-5)
+    # the same parameters as from_newest: the lever changes which row of the position table a slot reads
+    flat_a, flat_b = nnx.to_flat_state(nnx.state(oldest)), nnx.to_flat_state(nnx.state(newest))
+    for (_, x), (_, y) in zip(flat_a, flat_b, strict=True):
+        np.testing.assert_array_equal(x[...], y[...])
+
+
 def test_refusals(tiny_config):
     with pytest.raises(ConfigError, match="model.ffn"):
         sasrec(ffn="gelu")
@@ -122,12 +142,20 @@ def test_refusals(tiny_config):
     tiny_config.model.ffn, tiny_config.model.name = "swiglu", "bert4rec"
     with pytest.raises(ConfigError, match="sasrec's"):
         check_config(tiny_config)
+    with pytest.raises(ConfigError, match="model.positions"):
+        sasrec(positions="from_the_middle")
+    tiny_config.model.ffn, tiny_config.model.name, tiny_config.model.positions = "relu", "sasrec", "reversed"
+    with pytest.raises(ConfigError, match="model.positions"):
+        check_config(tiny_config)
+    tiny_config.model.name, tiny_config.model.positions = "bert4rec", "from_oldest"
+    with pytest.raises(ConfigError, match="sasrec's"):
+        check_config(tiny_config)
 
 
 @pytest.mark.slow  # tests/train/test_levers_run.py runs every lever at once in the fast tier
 def test_a_run_with_every_model_lever(tiny_config, tmp_path):
     m = tiny_config.model
-    m.ffn, m.tie_output, m.normalize = "swiglu", False, True
+    m.ffn, m.tie_output, m.normalize, m.positions = "swiglu", False, True, "from_oldest"
     tiny_config.loss.temperature = 0.1
     results = train_and_evaluate(tiny_config, tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])
