@@ -56,6 +56,9 @@ class ModelConfig:
     # sasrec: which end of the window position embeddings count from: from_newest (the newest item at max_len-1,
     # as SASRec.pytorch) | from_oldest (the window's oldest item at 0, as right-padded SASRec+ code)
     positions: str = "from_newest"
+    # sasrec: xavier (Xavier-normal embeddings, flax's lecun-normal linear kernels) | normal (embeddings, feed-forward
+    # and attention-output kernels from N(0, 0.02^2), GPT-2-style, as the SASRec+ code)
+    init: str = "xavier"
     candidate_chunk: int = 512  # din: candidate items scored per chunk in full ranking
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
     mask_prob: float = 0.2  # bert4rec: probability that a training position is replaced by [mask]

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import jax
 from flax import nnx
 from jaxtyping import Array, Float
 
+from recattn_jax.errors import ConfigError
+from recattn_jax.layers.attention import MultiHeadAttention
 from recattn_jax.layers.dropout import Dropout
 from recattn_jax.layers.embeddings import ItemTable, SequenceEmbedding
 from recattn_jax.layers.l2_normalize import l2_normalize
@@ -15,6 +18,8 @@ from recattn_jax.models import item_embedding, register_model
 from recattn_jax.models.interface import Events, ModelKind, Seq, Users
 
 XAVIER = nnx.initializers.xavier_normal()  # as the input item embedding
+INITS = ("xavier", "normal")  # model.init; the first is the default
+NORMAL_STD = 0.02  # model.init=normal: GPT-2's initializer range, as SASRec+ (Klenitskiy & Vasilev 2023) and RecBole
 
 
 class SASRec(nnx.Module):
@@ -85,4 +90,29 @@ def build_sasrec(
     )
     # an [I+1, D] item-row table (the mesh shards it over `model`), drawn after every tied parameter
     output = None if config.tie_output else ItemTable(num_items + 1, config.hidden, XAVIER, rngs=rngs)
-    return SASRec(embedding, encoder, config.dropout, output=output, normalize=config.normalize)
+    model = SASRec(embedding, encoder, config.dropout, output=output, normalize=config.normalize)
+    if config.init not in INITS:
+        raise ConfigError(f"model.init={config.init!r}; choose one of {list(INITS)}")
+    if config.init == "normal":
+        normal_init(model, rngs)
+    return model
+
+
+def normal_init(model: nnx.Module, rngs: nnx.Rngs) -> None:
+    """Redraw every embedding table and every linear kernel but the attention's query, key and value
+    projections from N(0, NORMAL_STD^2), in the model's graph order (biases and layer norms keep their zeros
+    and ones): a residual stream that starts close to the embeddings, as GPT-2-style code initialises it."""
+    qkv = {
+        id(layer)
+        for _, module in nnx.iter_graph(model)
+        if isinstance(module, MultiHeadAttention)
+        for layer in (module.query, module.key, module.value)
+    }
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, nnx.Embed):
+            weight = module.embedding
+        elif isinstance(module, nnx.Linear) and id(module) not in qkv:
+            weight = module.kernel
+        else:
+            continue
+        weight[...] = NORMAL_STD * jax.random.normal(rngs.params(), weight.shape, weight.dtype)

@@ -1,4 +1,5 @@
-"""model.ffn, model.tie_output, model.normalize, model.positions: SASRec's block, scorer and position variants."""
+"""model.ffn, model.tie_output, model.normalize, model.positions, model.init: SASRec's block, scorer, position and
+initialisation variants."""
 
 import jax
 import jax.numpy as jnp
@@ -133,6 +134,29 @@ def test_positions_from_oldest_count_from_each_rows_first_item():
         np.testing.assert_array_equal(x[...], y[...])
 
 
+def test_normal_init_redraws_embeddings_and_residual_branch_kernels_only():
+    """model.init=normal: embeddings, feed-forward and attention-output kernels ~ N(0, 0.02^2); the query, key and
+    value projections, biases and layer norms are what the default draws (the same rngs, drawn first)."""
+    build = lambda init: build_model(  # noqa: E731
+        ModelConfig(max_len=50, hidden=64, blocks=2, heads=1, init=init), 500, backend="reference", rngs=nnx.Rngs(3)
+    )
+    default, normal = (nnx.to_flat_state(nnx.state(build(init))) for init in ("xavier", "normal"))
+    redrawn = []
+    for (path, a), (_, b) in zip(default, normal, strict=True):
+        name = "/".join(map(str, path))
+        if any(k in name for k in ("query/", "key/", "value/")) or not name.endswith(("kernel", "embedding")):
+            np.testing.assert_array_equal(a[...], b[...], err_msg=name)
+        else:
+            redrawn.append(name)
+            assert abs(float(np.std(b[...])) / 0.02 - 1) < 0.15, name
+            assert abs(float(np.mean(b[...]))) < 0.004, name
+            assert not np.allclose(a[...], b[...]), name
+    assert sorted(redrawn) == sorted(
+        ["embedding/items/embedding", "embedding/positions/embedding"]
+        + [f"encoder/blocks/{i}/{k}/kernel" for i in range(2) for k in ("attention/out", "ffn/inner", "ffn/outer")]
+    )
+
+
 def test_refusals(tiny_config):
     with pytest.raises(ConfigError, match="model.ffn"):
         sasrec(ffn="gelu")
@@ -150,12 +174,20 @@ def test_refusals(tiny_config):
     tiny_config.model.name, tiny_config.model.positions = "bert4rec", "from_oldest"
     with pytest.raises(ConfigError, match="sasrec's"):
         check_config(tiny_config)
+    with pytest.raises(ConfigError, match="model.init"):
+        sasrec(init="uniform")
+    tiny_config.model.positions, tiny_config.model.init = "from_newest", "normal"
+    with pytest.raises(ConfigError, match="sasrec's"):
+        check_config(tiny_config)
+    tiny_config.model.name, tiny_config.model.init = "sasrec", "kaiming"
+    with pytest.raises(ConfigError, match="model.init"):
+        check_config(tiny_config)
 
 
 @pytest.mark.slow  # tests/train/test_levers_run.py runs every lever at once in the fast tier
 def test_a_run_with_every_model_lever(tiny_config, tmp_path):
     m = tiny_config.model
-    m.ffn, m.tie_output, m.normalize, m.positions = "swiglu", False, True, "from_oldest"
+    m.ffn, m.tie_output, m.normalize, m.positions, m.init = "swiglu", False, True, "from_oldest", "normal"
     tiny_config.loss.temperature = 0.1
     results = train_and_evaluate(tiny_config, tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])
