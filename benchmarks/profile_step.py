@@ -51,6 +51,10 @@ CATEGORIES = [
 ]
 
 
+OTHER = "other (copies, optimizer, updates)"
+NO_SOURCE = "no source frame (XLA-made copies, broadcasts, layout changes, some backward dots)"
+
+
 def source_chains(hlo: str) -> dict[str, str]:
     """instruction name -> its category (+ ' [bwd]' for the backward pass)."""
     tables = {"FileNames": [], "FunctionNames": [], "FileLocations": [], "StackFrames": []}
@@ -79,15 +83,35 @@ def source_chains(hlo: str) -> dict[str, str]:
             frame = int(frames[frame - 1].get("parent_frame_id", 0))
         return " ".join(out)
 
-    categories = {}
+    categories, members, calls = {}, collections.defaultdict(list), {}
+    computation = ""
     for line in hlo.splitlines():
-        m = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = .*?metadata=\{([^}]*)\}", line)
-        if m:
-            frame = re.search(r"stack_frame_id=(\d+)", m.group(2))
-            op = re.search(r'op_name="([^"]*)"', m.group(2))
+        header = re.match(r"\s*(?:ENTRY )?%([\w.\-]+) .*\{\s*$", line)
+        if header and " = " not in line:
+            computation = header.group(1)
+            continue
+        m = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = ", line)
+        if not m:
+            continue
+        members[computation].append(m.group(1))
+        callee = re.search(r"calls=%([\w.\-]+)", line)
+        if callee:
+            calls[m.group(1)] = callee.group(1)
+        meta = re.search(r"metadata=\{([^}]*)\}", line)
+        if meta:
+            frame = re.search(r"stack_frame_id=(\d+)", meta.group(1))
+            op = re.search(r'op_name="([^"]*)"', meta.group(1))
             c, o = (chain(int(frame.group(1))) if frame else ""), (op.group(1) if op else "")
-            name = next((n for n, rule in CATEGORIES if rule(c, o)), "other (copies, optimizer, updates)")
+            name = next((n for n, rule in CATEGORIES if rule(c, o)), OTHER)
             categories[m.group(1)] = name + (" [bwd]" if "transpose(" in o else "")
+    # an instruction XLA made without source metadata (a fusion around a dot, a broadcast of a constant, a copy)
+    # takes the category of the first instruction with one in the computation it calls, else NO_SOURCE: every
+    # thunk of the step is counted somewhere
+    for computation_members in members.values():
+        for name in computation_members:
+            if name not in categories:
+                inner = (categories.get(i) for i in members.get(calls.get(name, ""), []))
+                categories[name] = next((c for c in inner if c), NO_SOURCE)
     return categories
 
 
