@@ -157,30 +157,22 @@ def test_normal_init_redraws_embeddings_and_residual_branch_kernels_only():
     )
 
 
-def test_refusals(tiny_config):
-    with pytest.raises(ConfigError, match="model.ffn"):
-        sasrec(ffn="gelu")
-    tiny_config.model.ffn = "gelu"
-    with pytest.raises(ConfigError, match="model.ffn"):
+# (lever, a value no builder knows, a valid value other than the default)
+LEVERS = [("ffn", "gelu", "swiglu"), ("positions", "from_the_middle", "from_oldest"), ("init", "uniform", "normal")]
+
+
+@pytest.mark.parametrize("lever, unknown, other", LEVERS, ids=[lever for lever, _, _ in LEVERS])
+def test_refusals(tiny_config, lever, unknown, other):
+    """An unknown value is refused by the builder and by the config check; a valid one on another model is refused
+    as sasrec's."""
+    with pytest.raises(ConfigError, match=f"model.{lever}"):
+        sasrec(**{lever: unknown})
+    setattr(tiny_config.model, lever, unknown)
+    with pytest.raises(ConfigError, match=f"model.{lever}"):
         check_config(tiny_config)
-    tiny_config.model.ffn, tiny_config.model.name = "swiglu", "bert4rec"
+    setattr(tiny_config.model, lever, other)
+    tiny_config.model.name = "bert4rec"
     with pytest.raises(ConfigError, match="sasrec's"):
-        check_config(tiny_config)
-    with pytest.raises(ConfigError, match="model.positions"):
-        sasrec(positions="from_the_middle")
-    tiny_config.model.ffn, tiny_config.model.name, tiny_config.model.positions = "relu", "sasrec", "reversed"
-    with pytest.raises(ConfigError, match="model.positions"):
-        check_config(tiny_config)
-    tiny_config.model.name, tiny_config.model.positions = "bert4rec", "from_oldest"
-    with pytest.raises(ConfigError, match="sasrec's"):
-        check_config(tiny_config)
-    with pytest.raises(ConfigError, match="model.init"):
-        sasrec(init="uniform")
-    tiny_config.model.positions, tiny_config.model.init = "from_newest", "normal"
-    with pytest.raises(ConfigError, match="sasrec's"):
-        check_config(tiny_config)
-    tiny_config.model.name, tiny_config.model.init = "sasrec", "kaiming"
-    with pytest.raises(ConfigError, match="model.init"):
         check_config(tiny_config)
 
 
