@@ -169,9 +169,10 @@ def check_negatives_fit(config: EvalConfig, split) -> None:
 
 def check_accuracy_levers(config: Config) -> None:
     """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping, full CE's
-    temperature and seen-item exclusion, SASRec's feed-forward, output table, cosine scores, positions and init."""
+    temperature and seen-item exclusion, SASRec's feed-forward, residuals, output table, cosine scores, positions and
+    init."""
     from recattn_jax.layers.embeddings import POSITIONS
-    from recattn_jax.layers.transformer import FEED_FORWARDS
+    from recattn_jax.layers.transformer import FEED_FORWARDS, RESIDUALS
     from recattn_jax.models.sasrec import INITS
     from recattn_jax.train.lr_schedule import LR_SCHEDULES
 
@@ -188,15 +189,17 @@ def check_accuracy_levers(config: Config) -> None:
     m = config.model
     if m.ffn not in FEED_FORWARDS:
         raise ConfigError(f"model.ffn={m.ffn!r}; choose one of {list(FEED_FORWARDS)}")
+    if m.residual not in RESIDUALS:
+        raise ConfigError(f"model.residual={m.residual!r}; choose one of {list(RESIDUALS)}")
     if m.positions not in POSITIONS:
         raise ConfigError(f"model.positions={m.positions!r}; choose one of {list(POSITIONS)}")
     if m.init not in INITS:
         raise ConfigError(f"model.init={m.init!r}; choose one of {list(INITS)}")
-    defaults = (m.ffn, m.tie_output, m.normalize, m.positions, m.init) == ("relu", True, False, POSITIONS[0], INITS[0])
-    if m.name != "sasrec" and not defaults:
+    levers = (m.ffn, m.residual, m.tie_output, m.normalize, m.positions, m.init)
+    if m.name != "sasrec" and levers != ("relu", RESIDUALS[0], True, False, POSITIONS[0], INITS[0]):
         raise ConfigError(
-            f"model.ffn, model.tie_output, model.normalize, model.positions and model.init are sasrec's; "
-            f"model.name={m.name}"
+            "model.ffn, model.residual, model.tie_output, model.normalize, model.positions and model.init are "
+            f"sasrec's; model.name={m.name}"
         )
 
 

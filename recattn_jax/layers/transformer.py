@@ -1,7 +1,9 @@
-"""Transformer encoder blocks over item sequences, with SASRec's or pre-LN layer-norm placement."""
+"""Transformer encoder blocks over item sequences, with SASRec's or pre-LN layer-norm placement and plain or
+gated residual branches."""
 
 from __future__ import annotations
 
+import jax
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
@@ -13,6 +15,7 @@ from recattn_jax.layers.swiglu import SwiGLUFeedForward
 
 LAYER_NORM_PLACEMENTS = ("sasrec", "pre")
 FEED_FORWARDS = {"relu": FeedForward, "swiglu": SwiGLUFeedForward}  # model.ffn
+RESIDUALS = ("plain", "gated")  # model.residual; the first is the default
 
 
 class TransformerBlock(nnx.Module):
@@ -22,21 +25,47 @@ class TransformerBlock(nnx.Module):
     residual adds the normalised queries; then x = LN(x) + FFN(LN(x)). `pre`: x += Attn(LN(x));
     x += FFN(LN(x)). Dropout acts on the attention output (the fused kernels have no
     attention-probability dropout) and inside/after the feed-forward network.
+
+    `residual="gated"`: each branch's output (after its dropout) is scaled elementwise by
+    sigmoid(u W + b), u being the branch's own input (the normalised queries for attention, the
+    feed-forward's input for the feed-forward), with W, b a [D, D] linear layer per branch: the block
+    learns per feature how much of each branch enters the residual stream (gated residuals as in
+    LiGR / eSASRec-style Transformer recommenders).
     """
 
     def __init__(
-        self, dim: int, heads: int, dropout: float, layer_norm: str, backend: str, *, rngs: nnx.Rngs, ffn: str = "relu"
+        self,
+        dim: int,
+        heads: int,
+        dropout: float,
+        layer_norm: str,
+        backend: str,
+        *,
+        rngs: nnx.Rngs,
+        ffn: str = "relu",
+        residual: str = "plain",
     ):
         if layer_norm not in LAYER_NORM_PLACEMENTS:
             raise ConfigError(f"model.layer_norm={layer_norm!r}; choose one of {LAYER_NORM_PLACEMENTS}")
         if ffn not in FEED_FORWARDS:
             raise ConfigError(f"model.ffn={ffn!r}; choose one of {list(FEED_FORWARDS)}")
+        if residual not in RESIDUALS:
+            raise ConfigError(f"model.residual={residual!r}; choose one of {list(RESIDUALS)}")
         self.layer_norm = layer_norm
         self.attn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.attention = MultiHeadAttention(dim, heads, backend=backend, rngs=rngs)
         self.ffn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.ffn = FEED_FORWARDS[ffn](dim, dim, dropout, rngs=rngs)
         self.dropout = Dropout(dropout)
+        # drawn after every plain-block parameter, so that the default draws what it drew before
+        gated = residual == "gated"
+        self.attn_gate = nnx.Linear(dim, dim, rngs=rngs) if gated else None
+        self.ffn_gate = nnx.Linear(dim, dim, rngs=rngs) if gated else None
+
+    def _branch(self, gate: nnx.Linear | None, u: Array, out: Array, det: bool, rngs: nnx.Rngs | None) -> Array:
+        """What a branch adds to the residual stream: its dropped-out output, gated by its input `u` if gated."""
+        out = self.dropout(out, deterministic=det, rngs=rngs)
+        return out if gate is None else jax.nn.sigmoid(gate(u)) * out
 
     def __call__(
         self,
@@ -57,13 +86,13 @@ class TransformerBlock(nnx.Module):
             q = self.attn_norm(query(x))
             keys = x  # SASRec normalises the queries only
             a = self.attention(q, keys, kv_start=kv_start, kv_end=kv_end, causal=causal)
-            x = self.ffn_norm(q + self.dropout(a, deterministic=det, rngs=rngs))
+            x = self.ffn_norm(q + self._branch(self.attn_gate, q, a, det, rngs))
         else:
             h = self.attn_norm(x)
             a = self.attention(query(h), h, kv_start=kv_start, kv_end=kv_end, causal=causal)
-            x = query(x) + self.dropout(a, deterministic=det, rngs=rngs)
-        f = self.ffn(x if self.layer_norm == "sasrec" else self.ffn_norm(x), rngs=rngs)
-        return x + self.dropout(f, deterministic=det, rngs=rngs)
+            x = query(x) + self._branch(self.attn_gate, query(h), a, det, rngs)
+        u = x if self.layer_norm == "sasrec" else self.ffn_norm(x)
+        return x + self._branch(self.ffn_gate, u, self.ffn(u, rngs=rngs), det, rngs)
 
 
 class TransformerEncoder(nnx.Module):
@@ -79,10 +108,14 @@ class TransformerEncoder(nnx.Module):
         backend: str,
         *,
         rngs: nnx.Rngs,
-        ffn: str = "relu",
+        **block_options: str,
     ):
+        """`block_options`: TransformerBlock's `ffn` and `residual`."""
         self.blocks = nnx.List(
-            [TransformerBlock(dim, heads, dropout, layer_norm, backend, rngs=rngs, ffn=ffn) for _ in range(blocks)]
+            [
+                TransformerBlock(dim, heads, dropout, layer_norm, backend, rngs=rngs, **block_options)
+                for _ in range(blocks)
+            ]
         )
         self.final_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
 

@@ -87,6 +87,7 @@ def build_sasrec(
         backend,
         rngs=rngs,
         ffn=config.ffn,
+        residual=config.residual,
     )
     # an [I+1, D] item-row table (the mesh shards it over `model`), drawn after every tied parameter
     output = None if config.tie_output else ItemTable(num_items + 1, config.hidden, XAVIER, rngs=rngs)

@@ -1,5 +1,5 @@
-"""model.ffn, model.tie_output, model.normalize, model.positions, model.init: SASRec's block, scorer, position and
-initialisation variants."""
+"""model.ffn, model.residual, model.tie_output, model.normalize, model.positions, model.init: SASRec's block, scorer,
+position and initialisation variants."""
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +12,7 @@ from recattn_jax.config_checks import check_config
 from recattn_jax.errors import ConfigError
 from recattn_jax.layers.item_rows import is_item_rows
 from recattn_jax.layers.swiglu import SwiGLUFeedForward
-from recattn_jax.layers.transformer import TransformerEncoder
+from recattn_jax.layers.transformer import TransformerBlock, TransformerEncoder
 from recattn_jax.losses import full_cross_entropy
 from recattn_jax.models import build_model, item_embedding
 from recattn_jax.models.sasrec import SASRec
@@ -71,6 +71,59 @@ def test_swiglu_feed_forward_is_the_gated_formula():
     later = encode(model, seq.at[:, 5:].set(1))  # causal: later items leave earlier positions alone
     np.testing.assert_allclose(later[:, :5], base[:, :5], atol=1e-5)
     assert not np.allclose(base, encode(sasrec(), seq), atol=1e-3)
+
+
+def block(layer_norm, residual):
+    return TransformerBlock(16, 2, 0.0, layer_norm, "reference", rngs=nnx.Rngs(4), residual=residual)
+
+
+def set_gates(gated, bias):
+    """Both gates constant: sigmoid(bias) whatever their input."""
+    for gate in (gated.attn_gate, gated.ffn_gate):
+        gate.kernel[...] = jnp.zeros_like(gate.kernel[...])
+        gate.bias[...] = jnp.full_like(gate.bias[...], bias)
+
+
+@pytest.mark.parametrize("layer_norm", ["sasrec", "pre"])
+def test_gated_residual_opens_and_closes_each_branch(layer_norm):
+    """model.residual=gated: a gate fully open is the plain block (the same parameters, drawn first); both gates
+    closed leave the residual stream alone (pre-LN: the block is the identity; SASRec's placement: LN(LN(x))); in
+    between each branch is scaled per feature by sigmoid of a linear map of its input."""
+    x = jax.random.normal(jax.random.key(5), (2, 6, 16))
+    bounds = jnp.zeros(2, jnp.int32), jnp.full(2, 6, jnp.int32)
+    plain, gated = block(layer_norm, "plain"), block(layer_norm, "gated")
+    run = lambda b: b(x, *bounds, causal=True)  # noqa: E731
+    set_gates(gated, 30.0)
+    np.testing.assert_allclose(run(gated), run(plain), atol=1e-5)
+    set_gates(gated, -30.0)
+    closed = x if layer_norm == "pre" else gated.ffn_norm(gated.attn_norm(x))
+    np.testing.assert_allclose(run(gated), closed, atol=1e-5)
+    set_gates(gated, 0.0)  # half of each branch: differs from both ends
+    half = run(gated)
+    assert not np.allclose(half, run(plain), atol=1e-3) and not np.allclose(half, closed, atol=1e-3)
+    gated = block(layer_norm, "gated")  # drawn gates: each reads its own branch's input
+    later = gated(x.at[:, 4:].set(1.0), *bounds, causal=True)
+    np.testing.assert_allclose(later[:, :4], run(gated)[:, :4], atol=1e-5)  # still causal
+    h = gated.attn_norm(x)
+    a = gated.attention(h, x if layer_norm == "sasrec" else h, kv_start=bounds[0], kv_end=bounds[1], causal=True)
+    mid = jax.nn.sigmoid(gated.attn_gate(h)) * a + (h if layer_norm == "sasrec" else x)
+    mid = gated.ffn_norm(mid) if layer_norm == "sasrec" else mid
+    u = mid if layer_norm == "sasrec" else gated.ffn_norm(mid)
+    np.testing.assert_allclose(run(gated), mid + jax.nn.sigmoid(gated.ffn_gate(u)) * gated.ffn(u), atol=1e-5)
+
+
+def test_gated_residual_gates_train():
+    model = sasrec(residual="gated")
+    seq = sequences()
+    targets = jnp.roll(seq, -1, axis=1).at[:, -1].set(1)
+
+    def loss(model):
+        return full_cross_entropy(model.encode(seq), model.item_table(), targets, None)
+
+    grads = nnx.jit(nnx.grad(loss))(model)
+    for i in range(2):
+        for gate in ("attn_gate", "ffn_gate"):
+            assert float(jnp.abs(grads["encoder"]["blocks"][i][gate]["kernel"][...]).sum()) > 0, (i, gate)
 
 
 def test_untied_output_table_is_its_own_item_rows():
@@ -158,7 +211,12 @@ def test_normal_init_redraws_embeddings_and_residual_branch_kernels_only():
 
 
 # (lever, a value no builder knows, a valid value other than the default)
-LEVERS = [("ffn", "gelu", "swiglu"), ("positions", "from_the_middle", "from_oldest"), ("init", "uniform", "normal")]
+LEVERS = [
+    ("ffn", "gelu", "swiglu"),
+    ("residual", "highway", "gated"),
+    ("positions", "from_the_middle", "from_oldest"),
+    ("init", "uniform", "normal"),
+]
 
 
 @pytest.mark.parametrize("lever, unknown, other", LEVERS, ids=[lever for lever, _, _ in LEVERS])
@@ -180,6 +238,7 @@ def test_refusals(tiny_config, lever, unknown, other):
 def test_a_run_with_every_model_lever(tiny_config, tmp_path):
     m = tiny_config.model
     m.ffn, m.tie_output, m.normalize, m.positions, m.init = "swiglu", False, True, "from_oldest", "normal"
+    m.residual = "gated"
     tiny_config.loss.temperature = 0.1
     results = train_and_evaluate(tiny_config, tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])
