@@ -51,7 +51,7 @@ class ModelConfig:
     dropout: float = 0.2
     layer_norm: str = "sasrec"  # sasrec (the paper's placement) | pre
     ffn: str = "relu"  # sasrec: relu (the paper's) | swiglu feed-forward in each block
-    residual: str = "plain"  # sasrec: plain | gated (each block's branches scaled by a sigmoid gate of their input)
+    residual: str = "plain"  # sasrec: plain | gated (each branch scaled by a sigmoid gate of the stream; LiGR with pre)
     tie_output: bool = True  # sasrec: score with the input item embedding; false = an output item table of its own
     normalize: bool = False  # sasrec: cosine scores (L2-normalised states and items); pair with loss.temperature
     # sasrec: which end of the window position embeddings count from: from_newest (the newest item at max_len-1,

@@ -27,10 +27,11 @@ class TransformerBlock(nnx.Module):
     attention-probability dropout) and inside/after the feed-forward network.
 
     `residual="gated"`: each branch's output (after its dropout) is scaled elementwise by
-    sigmoid(u W + b), u being the branch's own input (the normalised queries for attention, the
-    feed-forward's input for the feed-forward), with W, b a [D, D] linear layer per branch: the block
-    learns per feature how much of each branch enters the residual stream (gated residuals as in
-    LiGR / eSASRec-style Transformer recommenders).
+    sigmoid(s W + b), s being the residual stream the branch is added to, with W, b a [D, D] linear
+    layer per branch: the block learns per feature how much of each branch enters the stream. With
+    `pre` this is LiGR's layer (eSASRec, Tikhonov et al. 2025): x += σ(x W1 + b1) ⊙ Attn(LN(x));
+    x += σ(x W2 + b2) ⊙ FFN(LN(x)). With `sasrec` the stream of the attention branch is the
+    normalised queries, to which SASRec adds it.
     """
 
     def __init__(
@@ -62,10 +63,10 @@ class TransformerBlock(nnx.Module):
         self.attn_gate = nnx.Linear(dim, dim, rngs=rngs) if gated else None
         self.ffn_gate = nnx.Linear(dim, dim, rngs=rngs) if gated else None
 
-    def _branch(self, gate: nnx.Linear | None, u: Array, out: Array, det: bool, rngs: nnx.Rngs | None) -> Array:
-        """What a branch adds to the residual stream: its dropped-out output, gated by its input `u` if gated."""
+    def _branch(self, gate: nnx.Linear | None, stream: Array, out: Array, det: bool, rngs: nnx.Rngs | None) -> Array:
+        """What a branch adds to the residual `stream`: its dropped-out output, gated by the stream if gated."""
         out = self.dropout(out, deterministic=det, rngs=rngs)
-        return out if gate is None else jax.nn.sigmoid(gate(u)) * out
+        return out if gate is None else jax.nn.sigmoid(gate(stream)) * out
 
     def __call__(
         self,
@@ -90,9 +91,9 @@ class TransformerBlock(nnx.Module):
         else:
             h = self.attn_norm(x)
             a = self.attention(query(h), h, kv_start=kv_start, kv_end=kv_end, causal=causal)
-            x = query(x) + self._branch(self.attn_gate, query(h), a, det, rngs)
-        u = x if self.layer_norm == "sasrec" else self.ffn_norm(x)
-        return x + self._branch(self.ffn_gate, u, self.ffn(u, rngs=rngs), det, rngs)
+            x = query(x) + self._branch(self.attn_gate, query(x), a, det, rngs)
+        f = self.ffn(x if self.layer_norm == "sasrec" else self.ffn_norm(x), rngs=rngs)
+        return x + self._branch(self.ffn_gate, x, f, det, rngs)
 
 
 class TransformerEncoder(nnx.Module):

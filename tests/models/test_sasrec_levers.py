@@ -88,7 +88,7 @@ def set_gates(gated, bias):
 def test_gated_residual_opens_and_closes_each_branch(layer_norm):
     """model.residual=gated: a gate fully open is the plain block (the same parameters, drawn first); both gates
     closed leave the residual stream alone (pre-LN: the block is the identity; SASRec's placement: LN(LN(x))); in
-    between each branch is scaled per feature by sigmoid of a linear map of its input."""
+    between each branch is scaled per feature by sigmoid of a linear map of the stream it joins (LiGR with pre-LN)."""
     x = jax.random.normal(jax.random.key(5), (2, 6, 16))
     bounds = jnp.zeros(2, jnp.int32), jnp.full(2, 6, jnp.int32)
     plain, gated = block(layer_norm, "plain"), block(layer_norm, "gated")
@@ -101,15 +101,18 @@ def test_gated_residual_opens_and_closes_each_branch(layer_norm):
     set_gates(gated, 0.0)  # half of each branch: differs from both ends
     half = run(gated)
     assert not np.allclose(half, run(plain), atol=1e-3) and not np.allclose(half, closed, atol=1e-3)
-    gated = block(layer_norm, "gated")  # drawn gates: each reads its own branch's input
+    gated = block(layer_norm, "gated")  # drawn gates: each reads the residual stream its branch joins
     later = gated(x.at[:, 4:].set(1.0), *bounds, causal=True)
     np.testing.assert_allclose(later[:, :4], run(gated)[:, :4], atol=1e-5)  # still causal
     h = gated.attn_norm(x)
     a = gated.attention(h, x if layer_norm == "sasrec" else h, kv_start=bounds[0], kv_end=bounds[1], causal=True)
-    mid = jax.nn.sigmoid(gated.attn_gate(h)) * a + (h if layer_norm == "sasrec" else x)
-    mid = gated.ffn_norm(mid) if layer_norm == "sasrec" else mid
-    u = mid if layer_norm == "sasrec" else gated.ffn_norm(mid)
-    np.testing.assert_allclose(run(gated), mid + jax.nn.sigmoid(gated.ffn_gate(u)) * gated.ffn(u), atol=1e-5)
+    if layer_norm == "pre":  # LiGR: x += σ(x W1 + b1) ⊙ Attn(LN(x)); x += σ(x W2 + b2) ⊙ FFN(LN(x))
+        mid = x + jax.nn.sigmoid(gated.attn_gate(x)) * a
+        f = gated.ffn(gated.ffn_norm(mid))
+    else:  # SASRec: the stream of the attention branch is the normalised queries
+        mid = gated.ffn_norm(h + jax.nn.sigmoid(gated.attn_gate(h)) * a)
+        f = gated.ffn(mid)
+    np.testing.assert_allclose(run(gated), mid + jax.nn.sigmoid(gated.ffn_gate(mid)) * f, atol=1e-5)
 
 
 def test_gated_residual_gates_train():
