@@ -79,24 +79,19 @@ def _ours_row(protocol: str, experiment: str, tests: list[dict] | None, where: s
 def table(quick: bool, runs) -> pd.DataFrame:
     """Every published row, ours and the target, by protocol."""
     measured = ours(quick, runs)
-    rows = []
-    for protocol, system, hr, ndcg, data in [SAMPLED_PUBLISHED, *FULL_PUBLISHED]:
-        rows.append(
-            {"protocol": protocol, "kind": "published", "system": system, "HR@10": hr, "NDCG@10": ndcg}
-            | {"HR@10 std": float("nan"), "NDCG@10 std": float("nan"), "seeds": float("nan"), "source": data}
-        )
-    for protocol, experiment in OURS:
-        rows.append(_ours_row(protocol, experiment, *measured[experiment]))
+    rows = [
+        {"protocol": protocol, "kind": "published", "system": system, "HR@10": hr, "NDCG@10": ndcg, "source": data}
+        for protocol, system, hr, ndcg, data in [SAMPLED_PUBLISHED, *FULL_PUBLISHED]
+    ]
+    rows += [_ours_row(protocol, experiment, *measured[experiment]) for protocol, experiment in OURS]
     protocol, system, hr, ndcg = TARGET
-    rows.append(
-        {"protocol": protocol, "kind": "target", "system": system, "HR@10": hr, "NDCG@10": ndcg}
-        | {"HR@10 std": float("nan"), "NDCG@10 std": float("nan"), "seeds": float("nan")}
-        | {"source": "3-seed mean of experiment=sasrec_ml1m_best"}
-    )
-    return pd.DataFrame(rows)
+    target = {"protocol": protocol, "kind": "target", "system": system, "HR@10": hr, "NDCG@10": ndcg}
+    rows.append(target | {"source": "3-seed mean of experiment=sasrec_ml1m_best"})
+    return pd.DataFrame(rows, columns=COLUMNS)  # a row without spread or seeds gets NaN there
 
 
 COLOURS = {"published": "0.6", "ours": "tab:blue"}
+COLUMNS = ["protocol", "kind", "system", "HR@10", "NDCG@10", "HR@10 std", "NDCG@10 std", "seeds", "source"]
 
 
 def make(out_dir: Path, quick: bool, runs) -> list[Path]:
