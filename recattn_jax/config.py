@@ -51,6 +51,7 @@ class ModelConfig:
     dropout: float = 0.2
     layer_norm: str = "sasrec"  # sasrec (the paper's placement) | pre
     ffn: str = "relu"  # sasrec: relu (the paper's) | swiglu feed-forward in each block
+    ffn_mult: int = 1  # sasrec: the feed-forward's inner width in units of hidden (SASRec's 1; LiGR-style stacks use 4)
     residual: str = "plain"  # sasrec: plain | gated (each branch scaled by a sigmoid gate of the stream; LiGR with pre)
     tie_output: bool = True  # sasrec: score with the input item embedding; false = an output item table of its own
     normalize: bool = False  # sasrec: cosine scores (L2-normalised states and items); pair with loss.temperature

@@ -45,6 +45,7 @@ class TransformerBlock(nnx.Module):
         rngs: nnx.Rngs,
         ffn: str = "relu",
         residual: str = "plain",
+        ffn_mult: int = 1,
     ):
         if layer_norm not in LAYER_NORM_PLACEMENTS:
             raise ConfigError(f"model.layer_norm={layer_norm!r}; choose one of {LAYER_NORM_PLACEMENTS}")
@@ -52,11 +53,13 @@ class TransformerBlock(nnx.Module):
             raise ConfigError(f"model.ffn={ffn!r}; choose one of {list(FEED_FORWARDS)}")
         if residual not in RESIDUALS:
             raise ConfigError(f"model.residual={residual!r}; choose one of {list(RESIDUALS)}")
+        if ffn_mult < 1:
+            raise ConfigError(f"model.ffn_mult={ffn_mult}; the feed-forward's inner width is ffn_mult x hidden, >= 1")
         self.layer_norm = layer_norm
         self.attn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.attention = MultiHeadAttention(dim, heads, backend=backend, rngs=rngs)
         self.ffn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
-        self.ffn = FEED_FORWARDS[ffn](dim, dim, dropout, rngs=rngs)
+        self.ffn = FEED_FORWARDS[ffn](dim, ffn_mult * dim, dropout, rngs=rngs)
         self.dropout = Dropout(dropout)
         # drawn after every plain-block parameter, so that the default draws what it drew before
         gated = residual == "gated"
@@ -109,12 +112,16 @@ class TransformerEncoder(nnx.Module):
         backend: str,
         *,
         rngs: nnx.Rngs,
-        **block_options: str,
+        ffn: str = "relu",
+        residual: str = "plain",
+        ffn_mult: int = 1,
     ):
-        """`block_options`: TransformerBlock's `ffn` and `residual`."""
+        """`ffn`, `residual`, `ffn_mult`: each block's (TransformerBlock)."""
         self.blocks = nnx.List(
             [
-                TransformerBlock(dim, heads, dropout, layer_norm, backend, rngs=rngs, **block_options)
+                TransformerBlock(
+                    dim, heads, dropout, layer_norm, backend, rngs=rngs, ffn=ffn, residual=residual, ffn_mult=ffn_mult
+                )
                 for _ in range(blocks)
             ]
         )

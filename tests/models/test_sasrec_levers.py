@@ -1,5 +1,5 @@
-"""model.ffn, model.residual, model.tie_output, model.normalize, model.positions, model.init: SASRec's block, scorer,
-position and initialisation variants."""
+"""model.ffn, model.ffn_mult, model.residual, model.tie_output, model.normalize, model.positions, model.init:
+SASRec's block, scorer, position and initialisation variants."""
 
 import jax
 import jax.numpy as jnp
@@ -55,10 +55,13 @@ def test_defaults_are_the_tied_relu_model_of_before():
     np.testing.assert_array_equal(now.item_table(), now.embedding.table)
 
 
-def test_swiglu_feed_forward_is_the_gated_formula():
-    model = sasrec(ffn="swiglu")
+@pytest.mark.parametrize("ffn_mult", [1, 4])
+def test_swiglu_feed_forward_is_the_gated_formula(ffn_mult):
+    model = sasrec(ffn="swiglu", ffn_mult=ffn_mult)
     ffn = model.encoder.blocks[0].ffn
     assert isinstance(ffn, SwiGLUFeedForward)
+    assert ffn.gate.kernel.shape == ffn.up.kernel.shape == (16, 16 * ffn_mult)
+    assert ffn.down.kernel.shape == (16 * ffn_mult, 16)
     x = jax.random.normal(jax.random.key(1), (2, 5, 16))
 
     def linear(layer, v):
@@ -71,6 +74,23 @@ def test_swiglu_feed_forward_is_the_gated_formula():
     later = encode(model, seq.at[:, 5:].set(1))  # causal: later items leave earlier positions alone
     np.testing.assert_allclose(later[:, :5], base[:, :5], atol=1e-5)
     assert not np.allclose(base, encode(sasrec(), seq), atol=1e-3)
+
+
+def test_ffn_mult_widens_the_relu_feed_forward():
+    """model.ffn_mult=4: every block's inner layer is 4 x hidden wide, the rest of the model keeps its shapes, and
+    the wider blocks compute another (still causal) function."""
+    narrow, wide = sasrec(), sasrec(ffn_mult=4)
+    for block_ in wide.encoder.blocks:
+        assert block_.ffn.inner.kernel.shape == (16, 64) and block_.ffn.outer.kernel.shape == (64, 16)
+    shapes = {p: v.shape for p, v in nnx.to_flat_state(nnx.state(narrow))}
+    for path, value in nnx.to_flat_state(nnx.state(wide)):
+        if "ffn" not in path:
+            assert value.shape == shapes[path], path
+    seq = sequences()
+    base = encode(wide, seq)
+    assert not np.allclose(base, encode(narrow, seq), atol=1e-3)
+    later = encode(wide, seq.at[:, 5:].set(1))
+    np.testing.assert_allclose(later[:, :5], base[:, :5], atol=1e-5)
 
 
 def block(layer_norm, residual):
@@ -216,6 +236,7 @@ def test_normal_init_redraws_embeddings_and_residual_branch_kernels_only():
 # (lever, a value no builder knows, a valid value other than the default)
 LEVERS = [
     ("ffn", "gelu", "swiglu"),
+    ("ffn_mult", 0, 4),
     ("residual", "highway", "gated"),
     ("positions", "from_the_middle", "from_oldest"),
     ("init", "uniform", "normal"),
@@ -241,7 +262,7 @@ def test_refusals(tiny_config, lever, unknown, other):
 def test_a_run_with_every_model_lever(tiny_config, tmp_path):
     m = tiny_config.model
     m.ffn, m.tie_output, m.normalize, m.positions, m.init = "swiglu", False, True, "from_oldest", "normal"
-    m.residual = "gated"
+    m.residual, m.ffn_mult = "gated", 2
     tiny_config.loss.temperature = 0.1
     results = train_and_evaluate(tiny_config, tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])
