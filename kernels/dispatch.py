@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from kernels.attention.reference import attention_reference
+from kernels.attention.reference import attention_reference, dropout_keep
 from kernels.attention.xla import attention_xla
 from kernels.attention_pool.reference import attention_pool_reference
 
@@ -110,11 +110,17 @@ def attention(
     causal: bool = False,
     scale: float | None = None,
     backend: str | Backend = "auto",
+    dropout_rate: float = 0.0,
+    dropout_key: Array | None = None,
 ) -> Float[Array, "B T N H"]:
     """Multi-head attention, softmax(scale * q k^T) v, with per-row key bounds and optional causality.
 
     Key j of row b is valid iff kv_start[b] <= j < kv_end[b] (defaults: all valid); causal (T == S)
     lets query i see key j only if j <= i. A query with no visible key returns zeros, never NaN.
+    Attention dropout: with `dropout_key` (training), each softmax weight is dropped with probability
+    `dropout_rate` and the rest scaled by 1 / (1 - rate), as torch.nn.MultiheadAttention's `dropout`. It runs
+    on the reference and xla backends: `auto` picks xla for it where it would pick Triton, and an explicit
+    `triton` / `interpret` with dropout is refused (the fused kernels have no dropout).
     """
     if q.ndim != 4:
         raise ValueError(f"q must be [B,T,N,H], got shape {q.shape}")
@@ -124,10 +130,21 @@ def attention(
     kv_start, kv_end = _bounds(kv_start, kv_end, q.shape[0], k.shape[1])
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     chosen = resolve_backend(backend, "attention")
+    keep = None
+    if dropout_key is not None and dropout_rate > 0.0:
+        if chosen in (Backend.TRITON, Backend.INTERPRET):
+            if parse_backend(backend) is not Backend.AUTO:
+                raise ValueError(
+                    f"attention dropout (rate {dropout_rate}) runs on the reference and xla backends; the "
+                    f"{chosen.value} kernels have none: use backend 'auto', 'xla' or 'reference', or rate 0"
+                )
+            chosen = Backend.XLA
+        b, t, n, _ = q.shape
+        keep = dropout_keep(dropout_key, (b, n, t, k.shape[1]), dropout_rate)
     if chosen is Backend.REFERENCE:
-        return attention_reference(q, k, v, kv_start, kv_end, causal, scale)
+        return attention_reference(q, k, v, kv_start, kv_end, causal, scale, keep)
     if chosen is Backend.XLA:
-        return attention_xla(q, k, v, kv_start, kv_end, causal, scale)
+        return attention_xla(q, k, v, kv_start, kv_end, keep, causal, scale)
     impl = _load_triton("attention")
     return impl(q, k, v, kv_start, kv_end, causal, scale, interpret=chosen is Backend.INTERPRET)
 

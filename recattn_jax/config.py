@@ -51,6 +51,9 @@ class ModelConfig:
     dropout: float = 0.2
     layer_norm: str = "sasrec"  # sasrec (the paper's placement) | pre
     ffn: str = "relu"  # sasrec: relu (the paper's) | swiglu feed-forward in each block
+    # sasrec: where model.dropout acts in each attention branch: output (its output, as before) | weights (its
+    # softmax weights, as SASRec's code and the torch MultiheadAttention of SASRec.pytorch / SASRec+; xla backend)
+    attn_dropout: str = "output"
     ffn_mult: int = 1  # sasrec: the feed-forward's inner width in units of hidden (SASRec's 1; LiGR-style stacks use 4)
     residual: str = "plain"  # sasrec: plain | gated (each branch scaled by a sigmoid gate of the stream; LiGR with pre)
     tie_output: bool = True  # sasrec: score with the input item embedding; false = an output item table of its own

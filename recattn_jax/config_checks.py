@@ -172,7 +172,7 @@ def check_accuracy_levers(config: Config) -> None:
     temperature and seen-item exclusion, SASRec's feed-forward and its width, residuals, output table, cosine
     scores, positions and init."""
     from recattn_jax.layers.embeddings import POSITIONS
-    from recattn_jax.layers.transformer import FEED_FORWARDS, RESIDUALS
+    from recattn_jax.layers.transformer import ATTENTION_DROPOUTS, FEED_FORWARDS, RESIDUALS
     from recattn_jax.models.sasrec import INITS
     from recattn_jax.train.lr_schedule import LR_SCHEDULES
 
@@ -192,15 +192,26 @@ def check_accuracy_levers(config: Config) -> None:
     if m.residual not in RESIDUALS:
         raise ConfigError(f"model.residual={m.residual!r}; choose one of {list(RESIDUALS)}")
     _at_least("model.ffn_mult", m.ffn_mult, 1)
+    if m.attn_dropout not in ATTENTION_DROPOUTS:
+        raise ConfigError(f"model.attn_dropout={m.attn_dropout!r}; choose one of {list(ATTENTION_DROPOUTS)}")
     if m.positions not in POSITIONS:
         raise ConfigError(f"model.positions={m.positions!r}; choose one of {list(POSITIONS)}")
     if m.init not in INITS:
         raise ConfigError(f"model.init={m.init!r}; choose one of {list(INITS)}")
-    levers = (m.ffn, m.ffn_mult, m.residual, m.tie_output, m.normalize, m.positions, m.init)
-    if m.name != "sasrec" and levers != ("relu", 1, RESIDUALS[0], True, False, POSITIONS[0], INITS[0]):
+    levers = (m.ffn, m.ffn_mult, m.attn_dropout, m.residual, m.tie_output, m.normalize, m.positions, m.init)
+    if m.name != "sasrec" and levers != (
+        "relu",
+        1,
+        ATTENTION_DROPOUTS[0],
+        RESIDUALS[0],
+        True,
+        False,
+        POSITIONS[0],
+        INITS[0],
+    ):
         raise ConfigError(
-            "model.ffn, model.ffn_mult, model.residual, model.tie_output, model.normalize, model.positions and "
-            "model.init are "
+            "model.ffn, model.ffn_mult, model.attn_dropout, model.residual, model.tie_output, model.normalize, "
+            "model.positions and model.init are "
             f"sasrec's; model.name={m.name}"
         )
 

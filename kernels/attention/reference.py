@@ -3,6 +3,8 @@
 Axis legend: B batch, T query length, S key length, N heads, H head dim.
 Key j of row b is visible to query i iff kv_start[b] <= j < kv_end[b] and, when causal, j <= i.
 A query that sees no key returns exact zeros (and zero gradients), never NaN.
+Attention dropout: `keep`, a [B, N, T, S] multiplier (0 or 1 / keep probability, from `dropout_keep`), scales
+the softmax weights before the weighted sum, as torch.nn.MultiheadAttention's `dropout` does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,19 @@ def visible_keys(
     return mask
 
 
+_LEVELS = 1 << 16  # attention-dropout draws are 16-bit, as recattn_jax's Dropout layer (two per Threefry output)
+
+
+def dropout_keep(key: Array, shape: tuple[int, ...], rate: float) -> Float[Array, "..."]:
+    """Inverted-dropout multipliers: 0 with probability ~rate (to 16 bits), else 1 / the keep probability."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"attention dropout rate {rate} is not in [0, 1)")
+    threshold = round(rate * _LEVELS)
+    with jax.threefry_partitionable(False):
+        bits = jax.random.bits(key, shape, jnp.uint16)
+    return jnp.where(bits >= jnp.uint16(threshold), jnp.float32(_LEVELS / (_LEVELS - threshold)), 0.0)
+
+
 def attention_reference_with_lse(
     q: Float[Array, "B T N H"],
     k: Float[Array, "B S N H"],
@@ -33,8 +48,10 @@ def attention_reference_with_lse(
     kv_end: Int[Array, " B"],
     causal: bool,
     scale: float,
+    keep: Float[Array, "B N T S"] | None = None,
 ) -> tuple[Float[Array, "B T N H"], Float[Array, "B N T"]]:
-    """Attention output and the fp32 log-sum-exp of the scaled scores (-inf for empty rows)."""
+    """Attention output and the fp32 log-sum-exp of the scaled scores (-inf for empty rows); `keep`: the
+    attention-dropout multipliers of the weights (the log-sum-exp is the undropped softmax's)."""
     t, s = q.shape[1], k.shape[1]
     # [B, T, N, H] -> [B, N, T, H]: heads become a batch dim, so both products are plain batched matmuls
     qh, kh, vh = (x.swapaxes(1, 2).astype(jnp.float32) for x in (q, k, v))
@@ -47,6 +64,8 @@ def attention_reference_with_lse(
     p = jnp.exp(scores - row_max)  # masked keys: exp(-inf) = 0
     denom = jnp.sum(p, axis=-1, keepdims=True)
     p = p / jnp.where(denom > 0, denom, 1.0)
+    if keep is not None:
+        p = p * keep
     out = (p @ vh).swapaxes(1, 2)  # [B, N, T, H] -> [B, T, N, H]
     lse = jnp.where(denom[..., 0] > 0, jnp.log(denom[..., 0]) + row_max[..., 0], -jnp.inf)
     return out.astype(q.dtype), lse
@@ -60,5 +79,6 @@ def attention_reference(
     kv_end: Int[Array, " B"],
     causal: bool,
     scale: float,
+    keep: Float[Array, "B N T S"] | None = None,
 ) -> Float[Array, "B T N H"]:
-    return attention_reference_with_lse(q, k, v, kv_start, kv_end, causal, scale)[0]
+    return attention_reference_with_lse(q, k, v, kv_start, kv_end, causal, scale, keep)[0]

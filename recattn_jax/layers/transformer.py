@@ -16,6 +16,7 @@ from recattn_jax.layers.swiglu import SwiGLUFeedForward
 LAYER_NORM_PLACEMENTS = ("sasrec", "pre")
 FEED_FORWARDS = {"relu": FeedForward, "swiglu": SwiGLUFeedForward}  # model.ffn
 RESIDUALS = ("plain", "gated")  # model.residual; the first is the default
+ATTENTION_DROPOUTS = ("output", "weights")  # model.attn_dropout: where dropout acts in the attention branch
 
 
 class TransformerBlock(nnx.Module):
@@ -23,8 +24,10 @@ class TransformerBlock(nnx.Module):
 
     `sasrec` (Kang & McAuley 2018): the queries are normalised, keys and values are not, and the
     residual adds the normalised queries; then x = LN(x) + FFN(LN(x)). `pre`: x += Attn(LN(x));
-    x += FFN(LN(x)). Dropout acts on the attention output (the fused kernels have no
-    attention-probability dropout) and inside/after the feed-forward network.
+    x += FFN(LN(x)). Dropout acts inside/after the feed-forward network and, in the attention branch,
+    where `attn_dropout` says: on its output (`output`, the default; the fused Triton kernels have no
+    dropout) or on its softmax weights (`weights`, as SASRec's own code and torch.nn.MultiheadAttention's
+    `dropout`, which the SASRec.pytorch and SASRec+ code use; it runs on the xla / reference backends).
 
     `residual="gated"`: each branch's output (after its dropout) is scaled elementwise by
     sigmoid(s W + b), s being the residual stream the branch is added to, with W, b a [D, D] linear
@@ -46,6 +49,7 @@ class TransformerBlock(nnx.Module):
         ffn: str = "relu",
         residual: str = "plain",
         ffn_mult: int = 1,
+        attn_dropout: str = "output",
     ):
         if layer_norm not in LAYER_NORM_PLACEMENTS:
             raise ConfigError(f"model.layer_norm={layer_norm!r}; choose one of {LAYER_NORM_PLACEMENTS}")
@@ -53,22 +57,30 @@ class TransformerBlock(nnx.Module):
             raise ConfigError(f"model.ffn={ffn!r}; choose one of {list(FEED_FORWARDS)}")
         if residual not in RESIDUALS:
             raise ConfigError(f"model.residual={residual!r}; choose one of {list(RESIDUALS)}")
+        if attn_dropout not in ATTENTION_DROPOUTS:
+            raise ConfigError(f"model.attn_dropout={attn_dropout!r}; choose one of {list(ATTENTION_DROPOUTS)}")
         if ffn_mult < 1:
             raise ConfigError(f"model.ffn_mult={ffn_mult}; the feed-forward's inner width is ffn_mult x hidden, >= 1")
         self.layer_norm = layer_norm
         self.attn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
-        self.attention = MultiHeadAttention(dim, heads, backend=backend, rngs=rngs)
+        on_weights = attn_dropout == "weights"
+        self.attention = MultiHeadAttention(
+            dim, heads, backend=backend, dropout=dropout if on_weights else 0.0, rngs=rngs
+        )
         self.ffn_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.ffn = FEED_FORWARDS[ffn](dim, ffn_mult * dim, dropout, rngs=rngs)
         self.dropout = Dropout(dropout)
+        self.attn_out_dropout = Dropout(0.0 if on_weights else dropout)
         # drawn after every plain-block parameter, so that the default draws what it drew before
         gated = residual == "gated"
         self.attn_gate = nnx.Linear(dim, dim, rngs=rngs) if gated else None
         self.ffn_gate = nnx.Linear(dim, dim, rngs=rngs) if gated else None
 
-    def _branch(self, gate: nnx.Linear | None, stream: Array, out: Array, det: bool, rngs: nnx.Rngs | None) -> Array:
+    def _branch(
+        self, gate: nnx.Linear | None, stream: Array, out: Array, dropout: Dropout, det: bool, rngs: nnx.Rngs | None
+    ) -> Array:
         """What a branch adds to the residual `stream`: its dropped-out output, gated by the stream if gated."""
-        out = self.dropout(out, deterministic=det, rngs=rngs)
+        out = dropout(out, deterministic=det, rngs=rngs)
         return out if gate is None else jax.nn.sigmoid(gate(stream)) * out
 
     def __call__(
@@ -89,14 +101,14 @@ class TransformerBlock(nnx.Module):
         if self.layer_norm == "sasrec":
             q = self.attn_norm(query(x))
             keys = x  # SASRec normalises the queries only
-            a = self.attention(q, keys, kv_start=kv_start, kv_end=kv_end, causal=causal)
-            x = self.ffn_norm(q + self._branch(self.attn_gate, q, a, det, rngs))
+            a = self.attention(q, keys, kv_start=kv_start, kv_end=kv_end, causal=causal, rngs=rngs)
+            x = self.ffn_norm(q + self._branch(self.attn_gate, q, a, self.attn_out_dropout, det, rngs))
         else:
             h = self.attn_norm(x)
-            a = self.attention(query(h), h, kv_start=kv_start, kv_end=kv_end, causal=causal)
-            x = query(x) + self._branch(self.attn_gate, query(x), a, det, rngs)
+            a = self.attention(query(h), h, kv_start=kv_start, kv_end=kv_end, causal=causal, rngs=rngs)
+            x = query(x) + self._branch(self.attn_gate, query(x), a, self.attn_out_dropout, det, rngs)
         f = self.ffn(x if self.layer_norm == "sasrec" else self.ffn_norm(x), rngs=rngs)
-        return x + self._branch(self.ffn_gate, x, f, det, rngs)
+        return x + self._branch(self.ffn_gate, x, f, self.dropout, det, rngs)
 
 
 class TransformerEncoder(nnx.Module):
@@ -115,12 +127,22 @@ class TransformerEncoder(nnx.Module):
         ffn: str = "relu",
         residual: str = "plain",
         ffn_mult: int = 1,
+        attn_dropout: str = "output",
     ):
-        """`ffn`, `residual`, `ffn_mult`: each block's (TransformerBlock)."""
+        """`ffn`, `residual`, `ffn_mult`, `attn_dropout`: each block's (TransformerBlock)."""
         self.blocks = nnx.List(
             [
                 TransformerBlock(
-                    dim, heads, dropout, layer_norm, backend, rngs=rngs, ffn=ffn, residual=residual, ffn_mult=ffn_mult
+                    dim,
+                    heads,
+                    dropout,
+                    layer_norm,
+                    backend,
+                    rngs=rngs,
+                    ffn=ffn,
+                    residual=residual,
+                    ffn_mult=ffn_mult,
+                    attn_dropout=attn_dropout,
                 )
                 for _ in range(blocks)
             ]

@@ -89,6 +89,7 @@ def build_sasrec(
         ffn=config.ffn,
         residual=config.residual,
         ffn_mult=config.ffn_mult,
+        attn_dropout=config.attn_dropout,
     )
     # an [I+1, D] item-row table (the mesh shards it over `model`), drawn after every tied parameter
     output = None if config.tie_output else ItemTable(num_items + 1, config.hidden, XAVIER, rngs=rngs)

@@ -1,5 +1,7 @@
-"""model.ffn, model.ffn_mult, model.residual, model.tie_output, model.normalize, model.positions, model.init:
-SASRec's block, scorer, position and initialisation variants."""
+"""model.ffn, model.ffn_mult, model.attn_dropout, model.residual, model.tie_output, model.normalize,
+model.positions, model.init: SASRec's block, scorer, position and initialisation variants."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +93,36 @@ def test_ffn_mult_widens_the_relu_feed_forward():
     assert not np.allclose(base, encode(narrow, seq), atol=1e-3)
     later = encode(wide, seq.at[:, 5:].set(1))
     np.testing.assert_allclose(later[:, :5], base[:, :5], atol=1e-5)
+
+
+def test_attention_dropout_on_the_weights_instead_of_the_output():
+    """model.attn_dropout=weights moves model.dropout from the attention branch's output to its softmax weights:
+    the same parameters, the same evaluation, another training function, one mask per dropout key."""
+
+    def model(**kw):
+        c = dataclasses.replace(config(**kw), dropout=0.3)
+        return build_model(c, num_items=ITEMS, backend="reference", rngs=nnx.Rngs(0))
+
+    on_output, on_weights = model(), model(attn_dropout="weights")
+    for block_ in on_output.encoder.blocks:
+        assert block_.attention.dropout == 0.0 and block_.attn_out_dropout.rate == 0.3
+    for block_ in on_weights.encoder.blocks:
+        assert block_.attention.dropout == 0.3 and block_.attn_out_dropout.rate == 0.0
+        assert block_.dropout.rate == 0.3  # the feed-forward branch keeps its dropout
+    for (path, a), (_, b) in zip(
+        nnx.to_flat_state(nnx.state(on_output)), nnx.to_flat_state(nnx.state(on_weights)), strict=True
+    ):
+        np.testing.assert_array_equal(a[...], b[...], err_msg=str(path))
+    seq = sequences()
+    np.testing.assert_array_equal(encode(on_weights, seq), encode(on_output, seq))
+    train = nnx.jit(lambda model, seq, key: model.encode(seq, rngs=nnx.Rngs(dropout=key)))
+    key0, key1 = jax.random.key(0), jax.random.key(1)
+    first = train(on_weights, seq, key0)
+    assert np.all(np.isfinite(first))
+    assert not np.allclose(first, encode(on_weights, seq), atol=1e-3)
+    assert not np.allclose(first, train(on_output, seq, key0), atol=1e-3)
+    np.testing.assert_array_equal(train(on_weights, seq, key0), first)
+    assert not np.allclose(train(on_weights, seq, key1), first, atol=1e-3)
 
 
 def block(layer_norm, residual):
@@ -237,6 +269,7 @@ def test_normal_init_redraws_embeddings_and_residual_branch_kernels_only():
 LEVERS = [
     ("ffn", "gelu", "swiglu"),
     ("ffn_mult", 0, 4),
+    ("attn_dropout", "both", "weights"),
     ("residual", "highway", "gated"),
     ("positions", "from_the_middle", "from_oldest"),
     ("init", "uniform", "normal"),
@@ -262,7 +295,7 @@ def test_refusals(tiny_config, lever, unknown, other):
 def test_a_run_with_every_model_lever(tiny_config, tmp_path):
     m = tiny_config.model
     m.ffn, m.tie_output, m.normalize, m.positions, m.init = "swiglu", False, True, "from_oldest", "normal"
-    m.residual, m.ffn_mult = "gated", 2
+    m.residual, m.ffn_mult, m.attn_dropout = "gated", 2, "weights"
     tiny_config.loss.temperature = 0.1
     results = train_and_evaluate(tiny_config, tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])

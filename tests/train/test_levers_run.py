@@ -18,7 +18,7 @@ def test_a_run_with_every_lever_logs_its_schedule(tiny_config, tmp_path):
     t.whole_history, t.max_steps, t.log_every_steps = True, None, 1
     t.bucketing = False  # one batch shape, one compile
     m.ffn, m.tie_output, m.normalize, m.positions, m.init = "swiglu", False, True, "from_oldest", "normal"
-    m.residual, m.ffn_mult = "gated", 2
+    m.residual, m.ffn_mult, m.attn_dropout = "gated", 2, "weights"
     loss.temperature, loss.exclude_seen = 0.1, True
 
     results = train_and_evaluate(tiny_config, tmp_path)
