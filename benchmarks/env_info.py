@@ -45,9 +45,9 @@ def environment(*packages: str) -> dict[str, str]:
     }
 
 
-def experiment_split(experiment: str):
-    """(config, split) of `experiment=NAME`, or None with a printed reason when its data is absent (ML-1M is
-    read from ../shared/data/ml-1m and is not redistributable)."""
+def experiment_split(experiment: str, overrides: tuple[str, ...] | list[str] = ()):
+    """(config, split) of `experiment=NAME` (and Hydra `overrides`), or None with a printed reason when its data
+    is absent (ML-1M is read from ../shared/data/ml-1m and is not redistributable)."""
     from hydra import compose, initialize_config_dir
 
     from recattn_jax.config import register_configs, to_config
@@ -56,7 +56,7 @@ def experiment_split(experiment: str):
 
     register_configs()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        config = to_config(compose("config", overrides=[f"experiment={experiment}"]))
+        config = to_config(compose("config", overrides=[f"experiment={experiment}", *overrides]))
     try:
         return config, load_split(config.data)
     except DataError as e:

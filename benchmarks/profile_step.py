@@ -3,6 +3,7 @@
     python benchmarks/profile_step.py --experiment sasrec_ml1m_bce     # or sasrec_ml1m_ce
     python benchmarks/profile_step.py --experiment sasrec_ml1m_ce --steps 5 --trace-dir /tmp/trace
     python benchmarks/profile_step.py --experiment sasrec_ml1m_ce --epoch     # wall time of an epoch's steps
+    python benchmarks/profile_step.py --experiment sasrec_ml1m_ce model.attn_dropout=weights   # with a lever
 
 One ML-1M batch (128 rows at max_len 200, the same rows every time) is trained for a few warm-up steps,
 then `--steps` steps run under `jax.profiler.trace`. Each XLA thunk's time is attributed to a category
@@ -121,15 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trace-dir", default=None)
     parser.add_argument("--epoch", action="store_true", help="time one epoch's steps by batch length")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides on top of the experiment, e.g. model.hidden=128")
     args = parser.parse_args(argv)
-    loaded = experiment_split(args.experiment)
+    loaded = experiment_split(args.experiment, args.overrides)
     if loaded is None:
         return 0
     config, split = loaded
     arrays = next_item_arrays(split.train_sequences, config.model.max_len)
     _, state, step, _ = build_training(config, split.data.num_items)
     if args.epoch:
-        return time_epoch(args.experiment, config, arrays, state, step)
+        return time_epoch(" ".join([args.experiment, *args.overrides]), config, arrays, state, step)
     batch = arrays.batch(
         np.random.default_rng(0).permutation(arrays.num_rows)[: config.train.batch_size], arrays.max_len
     )
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, ms in spent.items():
         total[name.removesuffix(" [bwd]")] += ms
     env = environment()
-    print(f"profile_step.py --experiment {args.experiment}: {env['date']}, commit {env['commit']}, {env['machine']}")
+    what = " ".join([f"--experiment {args.experiment}", *args.overrides])
+    print(f"profile_step.py {what}: {env['date']}, commit {env['commit']}, {env['machine']}")
     print("| category | ms/step | share | of it backward |\n|---|---|---|---|")
     whole = sum(total.values())
     for name, ms in total.most_common():
