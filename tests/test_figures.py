@@ -107,3 +107,20 @@ def test_published_table_has_every_anchor_ours_and_the_target(tmp_path):
     paths = fig.make(tmp_path, quick=False, runs=None)
     assert {p.suffix for p in paths} == {".csv", ".md", ".png"}
     assert "LRURec" in (tmp_path / "sasrec_published.md").read_text()
+
+
+def test_a_run_cached_as_name_json_and_more_seeds_counts_once_per_seed(tmp_path, monkeypatch):
+    """experiment=sasrec_ml1m_ce is cached as NAME.json (seed 0, the issue's file) and further seeds as
+    NAME.seedN.json: the figure averages every seed once, a seed cached twice counting once."""
+
+    def cached(name, seed, ndcg):
+        results = {"config": {"seed": seed}, "test": {"full": {"NDCG@10": ndcg, "HR@10": 2 * ndcg}}}
+        (tmp_path / name).write_text(json.dumps(results))
+
+    cached("sasrec_ml1m_ce.json", 0, 0.17)
+    cached("sasrec_ml1m_ce.seed0.json", 0, 0.99)  # the same seed again: not counted twice
+    cached("sasrec_ml1m_ce.seed1.json", 1, 0.19)
+    monkeypatch.setattr(fig, "RESULTS_DIR", tmp_path)
+    tests, where = fig.ours(quick=False, runs=None)["sasrec_ml1m_ce"]
+    assert [t["full"]["NDCG@10"] for t in tests] == [0.17, 0.19]
+    assert where == "2 seed(s): sasrec_ml1m_ce.json, sasrec_ml1m_ce.seed1.json"

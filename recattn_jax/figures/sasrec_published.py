@@ -44,9 +44,13 @@ def ours(quick: bool, runs) -> dict[str, tuple[list[dict] | None, str]]:
             continue
         cached = RESULTS_DIR / f"{experiment}.json"
         seeds = sorted(RESULTS_DIR.glob(f"{experiment}.seed*.json"))
-        if seeds:  # a recipe cached per seed: each seed's test metrics
-            tests = [json.loads(path.read_text())["test"] for path in seeds]
-            out[experiment] = (tests, f"{len(seeds)} seed(s): {', '.join(path.name for path in seeds)}")
+        if seeds:  # cached per seed (and maybe one run as NAME.json): each seed's test metrics, once per seed
+            by_seed: dict = {}
+            for path in ([cached] if cached.exists() else []) + seeds:
+                results = json.loads(path.read_text())
+                by_seed.setdefault(results["config"]["seed"], (path.name, results["test"]))
+            names, tests = zip(*by_seed.values(), strict=True)
+            out[experiment] = (list(tests), f"{len(tests)} seed(s): {', '.join(names)}")
         elif cached.exists():
             results = json.loads(cached.read_text())
             commit = results.get("git_commit", "?")
