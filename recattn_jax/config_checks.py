@@ -167,6 +167,10 @@ def check_negatives_fit(config: EvalConfig, split) -> None:
         )
 
 
+# model keys only SASRec reads: any other model must leave them at their defaults
+SASREC_LEVERS = ("ffn", "ffn_mult", "attn_dropout", "residual", "tie_output", "normalize", "positions", "init")
+
+
 def check_accuracy_levers(config: Config) -> None:
     """The options aimed at full-ranking accuracy (issue 11): optimizer schedule and clipping, full CE's
     temperature and seen-item exclusion, SASRec's feed-forward and its width, residuals, output table, cosine
@@ -198,22 +202,10 @@ def check_accuracy_levers(config: Config) -> None:
         raise ConfigError(f"model.positions={m.positions!r}; choose one of {list(POSITIONS)}")
     if m.init not in INITS:
         raise ConfigError(f"model.init={m.init!r}; choose one of {list(INITS)}")
-    levers = (m.ffn, m.ffn_mult, m.attn_dropout, m.residual, m.tie_output, m.normalize, m.positions, m.init)
-    if m.name != "sasrec" and levers != (
-        "relu",
-        1,
-        ATTENTION_DROPOUTS[0],
-        RESIDUALS[0],
-        True,
-        False,
-        POSITIONS[0],
-        INITS[0],
-    ):
-        raise ConfigError(
-            "model.ffn, model.ffn_mult, model.attn_dropout, model.residual, model.tie_output, model.normalize, "
-            "model.positions and model.init are "
-            f"sasrec's; model.name={m.name}"
-        )
+    defaults = type(m)()
+    if m.name != "sasrec" and any(getattr(m, key) != getattr(defaults, key) for key in SASREC_LEVERS):
+        names = [f"model.{key}" for key in SASREC_LEVERS]
+        raise ConfigError(f"{', '.join(names[:-1])} and {names[-1]} are sasrec's; model.name={m.name}")
 
 
 def check_levers_fit_mesh(config: Config) -> None:

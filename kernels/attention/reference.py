@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from kernels.dropout_bits import drop_threshold, keep_scale, kept
+
 
 def visible_keys(
     kv_start: Int[Array, " B"], kv_end: Int[Array, " B"], t: int, s: int, causal: bool
@@ -27,17 +29,13 @@ def visible_keys(
     return mask
 
 
-_LEVELS = 1 << 16  # attention-dropout draws are 16-bit, as recattn_jax's Dropout layer (two per Threefry output)
-
-
 def dropout_keep(key: Array, shape: tuple[int, ...], rate: float) -> Float[Array, "..."]:
-    """Inverted-dropout multipliers: 0 with probability ~rate (to 16 bits), else 1 / the keep probability."""
+    """Inverted-dropout multipliers: 0 with probability ~rate (16-bit draws, kernels/dropout_bits.py), else
+    1 / the keep probability."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"attention dropout rate {rate} is not in [0, 1)")
-    threshold = round(rate * _LEVELS)
-    with jax.threefry_partitionable(False):
-        bits = jax.random.bits(key, shape, jnp.uint16)
-    return jnp.where(bits >= jnp.uint16(threshold), jnp.float32(_LEVELS / (_LEVELS - threshold)), 0.0)
+    threshold = drop_threshold(rate)
+    return jnp.where(kept(key, shape, threshold), jnp.float32(keep_scale(threshold)), 0.0)
 
 
 def attention_reference_with_lse(

@@ -26,7 +26,7 @@ class MultiHeadAttention(nnx.Module):
         if dim % heads:
             raise ConfigError(f"model.hidden={dim} is not divisible by model.heads={heads}")
         if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.attn_dropout={dropout} must be in [0, 1)")
+            raise ConfigError(f"attention dropout on the weights: rate {dropout} (model.dropout) must be in [0, 1)")
         self.heads, self.head_dim, self.backend = heads, dim // heads, kernels.parse_backend(backend).value
         self.dropout = dropout
         self.query = nnx.Linear(dim, dim, rngs=rngs)
