@@ -108,6 +108,9 @@ class TrainConfig:
     # every training target once per epoch, in windows of max_len targets (data/batches.py: history_windows);
     # false: only each user's newest max_len targets
     whole_history: bool = False
+    # validate, select, checkpoint and test an exponential moving average of the weights with this decay per
+    # step (train/ema.py); 0: the trained weights themselves
+    ema_decay: float = 0.0
 
 
 @dataclasses.dataclass

@@ -184,6 +184,7 @@ def check_accuracy_levers(config: Config) -> None:
     if t.grad_clip is not None:
         _real("train.grad_clip", t.grad_clip, 0.0, math.inf, low_open=True, high_open=True)
     _at_least("train.warmup_steps", t.warmup_steps, 0)
+    _real("train.ema_decay", t.ema_decay, 0.0, 1.0, high_open=True)
     if t.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"train.lr_schedule={t.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
     loss = config.loss

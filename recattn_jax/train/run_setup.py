@@ -25,6 +25,7 @@ from recattn_jax.parallel.distributed import initialize as initialize_distribute
 from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.train.divergence import FiniteCheck
+from recattn_jax.train.ema import with_averaged_weights
 from recattn_jax.train.epoch import packs_positions, planned_steps
 from recattn_jax.train.run_dir import (
     check_same_data,
@@ -56,8 +57,9 @@ class RunSetup:
         return self.workdir if is_primary() else self.workdir / f"process_{jax.process_index()}"
 
     def model(self, state: nnx.State) -> nnx.Module:
-        """The model of a (model, optimizer) state."""
-        return nnx.merge(self.graphdef, state)[0]
+        """The model of a (model, optimizer) state, with the averaged weights when `train.ema_decay` is set:
+        what validation, the best checkpoint and the test metrics see."""
+        return with_averaged_weights(*nnx.merge(self.graphdef, state))
 
     def evaluate(self, model: nnx.Module, name: str) -> dict[str, dict[str, float]]:
         """{protocol: {metric: value}} of `model` on the eval set `name` ("valid" or "test")."""

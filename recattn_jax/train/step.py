@@ -17,12 +17,14 @@ from recattn_jax.models import build_model
 from recattn_jax.models.scoring import training_loss
 from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.parallel.sharded_ce import sharded_next_item_loss
+from recattn_jax.train.ema import ema_of_params
 from recattn_jax.train.lr_schedule import learning_rate
 
 
 def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax.GradientTransformation:
     """`train.optimizer` at the learning rate of `train/lr_schedule.py` (`total_steps`: the run's planned steps,
-    which `train.lr_schedule=cosine` decays over), after clipping gradients to `train.grad_clip` if set."""
+    which `train.lr_schedule=cosine` decays over), after clipping gradients to `train.grad_clip` if set, and
+    keeping a moving average of the weights if `train.ema_decay` is set (train/ema.py)."""
     lr = learning_rate(config, total_steps)
     if config.optimizer == "adam":
         optimizer = optax.adam(lr, b1=config.beta1, b2=config.beta2)
@@ -30,9 +32,11 @@ def make_optimizer(config: TrainConfig, total_steps: int | None = None) -> optax
         optimizer = optax.adamw(lr, b1=config.beta1, b2=config.beta2, weight_decay=config.weight_decay)
     else:
         raise ConfigError(f"train.optimizer={config.optimizer!r}; choose one of ['adam', 'adamw']")
-    if config.grad_clip is None:
-        return optimizer
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optimizer)
+    if config.grad_clip is not None:
+        optimizer = optax.chain(optax.clip_by_global_norm(config.grad_clip), optimizer)
+    if config.ema_decay:  # last: it averages the params after the final updates
+        optimizer = optax.chain(optimizer, ema_of_params(config.ema_decay))
+    return optimizer
 
 
 def make_train_step(graphdef: nnx.GraphDef, loss_fn):

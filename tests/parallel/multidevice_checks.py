@@ -111,8 +111,10 @@ def tiny(**mesh):
 
 
 def check_sharded_train_step():
-    """Two steps on a 4 x 2 mesh equal two single-device steps (loss, parameters); no float all-gather."""
+    """Two steps on a 4 x 2 mesh equal two single-device steps (loss, parameters, the weight average of
+    train.ema_decay); no float all-gather."""
     single, sharded = tiny(data=1, model=1), tiny(data=4, model=2)
+    single.train.ema_decay = sharded.train.ema_decay = 0.9
     split = load_split(single.data)
     arrays = next_item_arrays(split.train_sequences, single.model.max_len)
     states, losses = [], []
@@ -133,6 +135,12 @@ def check_sharded_train_step():
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     table = states[1][0]["embedding"]["items"]["embedding"][...]
     assert table.sharding.spec[0] == "model" and table.shape[0] == 52, table.sharding
+    averaged = [
+        leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(states[1])
+        if "['ema']['embedding']['items']" in jax.tree_util.keystr(path)
+    ]
+    assert len(averaged) == 1 and averaged[0].sharding.spec[0] == "model", averaged  # sharded like the table
     flat_single = jax.tree_util.tree_leaves_with_path(states[0])
     flat_sharded = dict(jax.tree_util.tree_leaves_with_path(states[1]))
     for path, leaf in flat_single:
