@@ -109,13 +109,25 @@ class RunLog:
         self.write({"kind": "train", "step": step, "epoch": epoch, "loss": loss, "lr": lr, "seconds": seconds})
 
     def eval(
-        self, *, step: int, epoch: int, loss: float, seconds: float, valid: dict, eval_seconds: float | None = None
+        self,
+        *,
+        step: int,
+        epoch: int,
+        loss: float,
+        seconds: float,
+        valid: dict,
+        eval_seconds: float | None = None,
+        valid_trained: dict | None = None,
     ) -> None:
-        """`seconds`: training time so far; `eval_seconds`: the wall time of this validation pass."""
+        """`seconds`: training time so far; `eval_seconds`: the wall time of this validation pass;
+        `valid_trained`: with train.ema_decay, the metrics of the trained weights (`valid` is the average's)."""
         record = {"kind": "eval", "step": step, "epoch": epoch, "loss": loss, "seconds": seconds}
         if eval_seconds is not None:
             record["eval_seconds"] = round(eval_seconds, 3)
-        self.write({**record, **flat_metrics("valid", valid)})
+        record |= flat_metrics("valid", valid)
+        if valid_trained is not None:
+            record |= flat_metrics("valid_trained", valid_trained)
+        self.write(record)
         self.file.flush()
 
     def end(self, results: dict) -> None:

@@ -61,6 +61,10 @@ class RunSetup:
         what validation, the best checkpoint and the test metrics see."""
         return with_averaged_weights(*nnx.merge(self.graphdef, state))
 
+    def trained_model(self, state: nnx.State) -> nnx.Module:
+        """The model of a (model, optimizer) state with the trained weights, averaged or not."""
+        return nnx.merge(self.graphdef, state)[0]
+
     def evaluate(self, model: nnx.Module, name: str) -> dict[str, dict[str, float]]:
         """{protocol: {metric: value}} of `model` on the eval set `name` ("valid" or "test")."""
         return self.evaluator.evaluate(nnx.state(model), self.eval_sets[name])

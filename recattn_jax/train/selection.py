@@ -33,10 +33,20 @@ class Selection:
         valid = self.run.evaluate(model, "valid")
         eval_seconds = time.perf_counter() - started
         check_metrics(valid, "valid", step, epoch, self.lr)
+        trained = None
+        if self.run.config.train.ema_decay:  # the average is selected on; the trained weights logged beside it
+            trained = self.run.evaluate(self.run.trained_model(state), "valid")
+            check_metrics(trained, "valid (trained weights)", step, epoch, self.lr)
         score = valid["full"][SELECTION_METRIC]
         pos.history.append({"epoch": epoch, "step": step, "loss": epoch_loss, "valid_full_" + SELECTION_METRIC: score})
         self.log.eval(
-            step=step, epoch=epoch, loss=epoch_loss, seconds=pos.train_seconds, valid=valid, eval_seconds=eval_seconds
+            step=step,
+            epoch=epoch,
+            loss=epoch_loss,
+            seconds=pos.train_seconds,
+            valid=valid,
+            eval_seconds=eval_seconds,
+            valid_trained=trained,
         )
         tqdm.write(f"epoch {epoch}: loss {epoch_loss:.4f}  valid full {SELECTION_METRIC} {score:.4f}")
         if score > pos.best_or_minus_inf():

@@ -15,6 +15,7 @@ from recattn_jax.config_checks import check_config
 from recattn_jax.errors import ConfigError
 from recattn_jax.train.checkpoint import BestCheckpoint
 from recattn_jax.train.ema import averaged_weights, ema_of_params, with_averaged_weights
+from recattn_jax.train.logs import read_metrics
 from recattn_jax.train.loop import train_and_evaluate
 from recattn_jax.train.run_setup import prepare_run
 from recattn_jax.train.step import make_optimizer
@@ -103,6 +104,13 @@ def test_a_run_selects_and_tests_the_average(tiny_config, tmp_path):
     assert whole["train_loss"] == plain["train_loss"]
     assert [h["valid_full_NDCG@10"] for h in whole["history"]] != [h["valid_full_NDCG@10"] for h in plain["history"]]
     assert whole["test"] != plain["test"]
+    # beside the average's, the log holds the trained weights' validation: the plain run's, to the last bit
+    logged, plain_logged = (
+        [r for r in read_metrics(tmp_path / name) if r["kind"] == "eval"] for name in ("whole", "plain")
+    )
+    assert [r["valid_trained_full_NDCG@10"] for r in logged] == [r["valid_full_NDCG@10"] for r in plain_logged]
+    assert [r["valid_full_NDCG@10"] for r in logged] == [h["valid_full_NDCG@10"] for h in whole["history"]]
+    assert not any(key.startswith("valid_trained") for key in plain_logged[0])
 
     # the best checkpoint holds the averaged weights the reported metrics were measured on
     run, state = prepare_run(config, tmp_path / "probe")
