@@ -33,9 +33,8 @@ def ema_of_params(decay: float) -> optax.GradientTransformation:
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("ema_of_params needs the params: call the optimizer's update with them")
-        new_params = optax.apply_updates(params, updates)
-        ema = jax.tree.map(lambda e, p: (decay * e + (1.0 - decay) * p).astype(e.dtype), state.ema, new_params)
-        return updates, EmaState(ema=ema)
+        new_params = optax.apply_updates(params, updates)  # in the params' dtypes
+        return updates, EmaState(ema=optax.tree_utils.tree_update_moment(new_params, state.ema, decay, order=1))
 
     return optax.GradientTransformation(init, update)
 
