@@ -17,11 +17,11 @@ ERROR = re.compile(r"^(?P<path>[^:\s]+):\d+(?::\d+)?: (?P<rest>error: .*)$")
 
 def current_errors() -> list[str]:
     proc = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary"], capture_output=True, text=True)
-    if proc.returncode not in (0, 1):  # 2: mypy itself failed (a bad config, a crash)
-        sys.exit(f"mypy failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
     errors = sorted(f"{m['path']}: {m['rest']}" for line in proc.stdout.splitlines() if (m := ERROR.match(line)))
-    if proc.returncode == 1 and not errors:  # exit 1 without an error line: not mypy's report (not installed?)
-        sys.exit(f"mypy failed (exit 1, no type errors listed):\n{proc.stdout}{proc.stderr}")
+    # mypy's own verdicts: 0 (clean) or 1 with its error lines; anything else (2: a bad config, a crash; 1 without
+    # an error line: mypy not installed) is not a report
+    if proc.returncode != (1 if errors else 0):
+        sys.exit(f"mypy failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return errors
 
 
