@@ -97,8 +97,8 @@ class TrainConfig:
     patience: int = 5  # validations without a better valid SELECTION_METRIC before stopping; 0 = never stop early
     max_steps: int | None = None  # stop after this many steps in total (smoke tests)
     # batches of similar-length rows, padded to a few fixed lengths: ML-1M's padded positions 47% -> 15%, metrics
-    # within one seed std of no bucketing (benchmarks/RESULTS.md: BCE, 10 epochs, 3 seeds; full CE learns faster
-    # without it for 38 epochs, docs/results.md, not converged); false: the plain shuffle
+    # within one seed std of no bucketing (benchmarks/RESULTS.md: BCE, 10 epochs, 3 seeds; full CE on ML-1M learns
+    # faster without it and ends level, docs/results.md: one seed to early stopping); false: the plain shuffle
     bucketing: bool = True
     progress: bool = True  # tqdm bar
     ckpt_every_steps: int = 500  # the latest (model, optimizer, position) state, for train.resume; 0 = never
