@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
     from recattn_jax.train.checkpoint import LatestCheckpoint
 
-# keys that may differ between an interrupted run and its resumption
-RESUME_FREE_KEYS = ("resume", "stop_after_steps", "progress", "tensorboard", "epochs", "max_steps")
+# keys that may differ between an interrupted run and its resumption; `patience` only moves where training
+# ends, so a run stopped early can be resumed from its last checkpoint before the stop with a longer patience
+RESUME_FREE_KEYS = ("resume", "stop_after_steps", "progress", "tensorboard", "epochs", "max_steps", "patience")
 
 
 @dataclasses.dataclass

@@ -119,3 +119,22 @@ def test_os_error_is_one_line(capsys):
         run_entry(full)
     assert stop.value.code == 2
     assert capsys.readouterr().err == "error: [Errno 28] No space left on device\n"
+
+
+def test_resume_may_lengthen_patience_but_not_change_training(run_copy):
+    """A run stopped by patience resumes with a longer one (the path to the stop is the same); a key that
+    changes training is refused, named with its old and new value."""
+    from recattn_jax.train.run_state import check_resumable
+
+    saved = to_config(OmegaConf.to_container(OmegaConf.load(run_copy / "config.yaml")))
+    saved.train.resume = True
+    saved.train.patience = saved.train.patience + 20
+    check_resumable(saved, run_copy)  # accepted
+    old_lr = saved.train.lr
+    saved.train.lr = old_lr * 2
+    with pytest.raises(ConfigError) as error:
+        check_resumable(saved, run_copy)
+    assert str(error.value) == (
+        f"train.resume=true in {run_copy}: the config differs from the interrupted run's: "
+        f"train.lr={old_lr * 2!r} (was {old_lr!r})"
+    )
