@@ -21,3 +21,4 @@ def test_best_recipe_composes_and_passes_the_checks():
     assert config.loss.exclude_seen
     assert (m.layer_norm, m.residual, m.ffn, m.ffn_mult) == ("pre", "gated", "swiglu", 4)  # LiGR blocks, 4D wide
     assert (t.lr_schedule, config.loss.temperature, m.tie_output, m.normalize) == ("constant", 1.0, True, False)
+    assert (t.bucketing, t.patience, t.epochs) == (False, 20, 150)  # random batches, longer patience
