@@ -17,7 +17,7 @@ def test_best_recipe_composes_and_passes_the_checks():
     check_config(config)
     t, m = config.train, config.model
     assert (t.whole_history, t.optimizer, t.weight_decay, t.grad_clip) == (True, "adamw", 0.01, 5.0)
-    assert (m.max_len, m.hidden, m.blocks, m.dropout, config.loss.name) == (200, 64, 2, 0.2, "ce")
+    assert (m.max_len, m.hidden, m.blocks, m.dropout, config.loss.name) == (200, 128, 2, 0.3, "ce")
     assert config.loss.exclude_seen
     assert (m.layer_norm, m.residual, m.ffn, m.ffn_mult) == ("pre", "gated", "swiglu", 4)  # LiGR blocks, 4D wide
     assert (t.lr_schedule, config.loss.temperature, m.tie_output, m.normalize) == ("constant", 1.0, True, False)
