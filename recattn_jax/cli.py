@@ -2,8 +2,9 @@
 
 - `RecattnError` (bad data, impossible config, damaged checkpoint, divergence) and `OSError` (a full disk,
   a read-only directory): `error: ...`, exit 2.
-- Ctrl-C (SIGINT) and SIGTERM: `interrupted ...` with how to resume, exit 130 / 143; checkpoints are
-  written to a temporary folder and renamed, so the last complete one stays valid.
+- Ctrl-C (SIGINT) and SIGTERM: `interrupted ...` with how to resume, exit 130 / 143; during training the
+  step in progress ends and is saved first (`train/stop_requests.py`); checkpoints are written to a temporary
+  folder and renamed, so the last complete one stays valid.
 - Hydra's own errors before the run starts (an unknown key, a value of the wrong type): one line, exit 2
   (`hydra_entry`).
 `RECATTN_DEBUG=1` re-raises instead, with the full traceback.

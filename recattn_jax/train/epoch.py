@@ -41,13 +41,15 @@ def run_epoch(
     layout: ParallelLayout | None = None,
     pack: bool = False,
     seen: bool = False,
+    stop_requested=None,
 ):
     """One shuffled pass over the rows (at most `max_steps` steps, from batch `start`); returns the state and
     per-step losses.
 
     `layout`: the run's device layout (None: one device in one process); `pack`: add each batch's target
     positions (`packs_positions`), for a step whose loss scores only those; `seen`: add each row's inputs as its
-    seen items (`loss.exclude_seen`: the softmax leaves them out of the negatives, losses.py).
+    seen items (`loss.exclude_seen`: the softmax leaves them out of the negatives, losses.py); `stop_requested()`:
+    true once the run is to stop (Ctrl-C, SIGTERM), which ends the pass after the step in progress.
 
     With `train.bucketing`, a batch of short rows has far fewer positions than an average batch, and a
     per-batch mean loss would give each of its positions (so short histories) a larger weight than
@@ -81,4 +83,6 @@ def run_epoch(
         losses.append(metrics["loss"])
         if on_step is not None:
             on_step(losses)
+        if stop_requested is not None and stop_requested():
+            break
     return state, losses

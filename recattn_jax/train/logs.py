@@ -61,11 +61,21 @@ def flat_metrics(prefix: str, metrics: dict) -> dict[str, float]:
 class RunLog:
     """Appends records to `workdir/metrics.jsonl` and mirrors scalars to TensorBoard when it can."""
 
-    def __init__(self, workdir: str | Path, config: Config, *, resumed_from: int | None = None, commit: str = ""):
+    def __init__(
+        self,
+        workdir: str | Path,
+        config: Config,
+        *,
+        resumed_from: int | None = None,
+        evaluated: bool = False,
+        commit: str = "",
+    ):
+        """`evaluated`: the resumed checkpoint was saved after the evaluation at its step (a stop at an epoch's
+        end), whose record is then kept."""
         self.path = Path(workdir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resumed_from is not None:
-            self._truncate_after(resumed_from)
+            self._truncate_after(resumed_from, evaluated)
         elif self.path.exists():
             self.path.unlink()  # a fresh run in a used directory starts a fresh log
         self.file = self.path.open("a")
@@ -81,8 +91,8 @@ class RunLog:
         self.write({"kind": "start", "step": resumed_from or 0, "git_commit": commit, "resumed_from": resumed_from})
         self.file.flush()
 
-    def _truncate_after(self, step: int) -> None:
-        """Keep what happened up to `step` (train records at it, not the evaluation that followed it)."""
+    def _truncate_after(self, step: int, evaluated: bool) -> None:
+        """Keep what happened up to `step` (train records at it; the evaluation that followed it if `evaluated`)."""
         if not self.path.exists():
             return
         kept = []
@@ -91,7 +101,9 @@ class RunLog:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill
-            if record.get("step", 0) < step or (record.get("step") == step and record.get("kind") != "eval"):
+            if record.get("step", 0) < step or (
+                record.get("step") == step and (evaluated or record.get("kind") != "eval")
+            ):
                 kept.append(line)
         self.path.write_text("".join(line + "\n" for line in kept))
 

@@ -18,6 +18,7 @@ from recattn_jax.train.run_setup import prepare_run
 from recattn_jax.train.run_state import resume
 from recattn_jax.train.schedule import Schedule, StepProgress, train_epochs
 from recattn_jax.train.selection import Selection
+from recattn_jax.train.stop_requests import StopRequests
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
@@ -34,10 +35,15 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         latest = stack.enter_context(LatestCheckpoint(run.workdir / "latest"))
         state, pos, resumed_from = resume(train, latest, state, run.workdir)
         commit = git_commit()
-        log = stack.enter_context(RunLog(run.log_dir, run.config, resumed_from=resumed_from, commit=commit))
+        log = stack.enter_context(
+            RunLog(run.log_dir, run.config, resumed_from=resumed_from, evaluated=not pos.in_epoch, commit=commit)
+        )
         schedule = Schedule.of(train, run.arrays.num_rows, pos.step)
         progress = stack.enter_context(StepProgress(train, log, schedule.total_steps, pos.step))
-        state = train_epochs(run, state, pos, schedule, latest, progress, validate=Selection(run, best, log).validate)
+        with StopRequests() as stops:  # Ctrl-C / SIGTERM: the latest state is saved at the step they end
+            state = train_epochs(
+                run, state, pos, schedule, latest, progress, validate=Selection(run, best, log).validate, stops=stops
+            )
         progress.close()  # the bar ends before the final evaluation
         results = final_results(run, state, pos, best, commit=commit, resumed_from=resumed_from)
         log.end(results)

@@ -28,6 +28,7 @@ from recattn_jax.train.logs import RunLog
 from recattn_jax.train.lr_schedule import learning_rate
 from recattn_jax.train.run_setup import RunSetup
 from recattn_jax.train.run_state import RunPosition, RunStopped
+from recattn_jax.train.stop_requests import StopRequests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,20 +114,27 @@ def train_epochs(
     latest: LatestCheckpoint,
     progress: StepProgress,
     validate: Callable[[nnx.State, RunPosition], None],
+    stops: StopRequests | None = None,
 ) -> nnx.State:
     """Train from `pos` (advanced in place) to the schedule's end; returns the last state.
 
     `validate(state, pos)` runs at the end of every epoch to validate; the run ends early once it sets
     `pos.early_stopped`. Every checkpoint step the state is checked and saved to `latest`; at
-    `train.stop_after_steps` RunStopped is raised."""
+    `train.stop_after_steps` RunStopped is raised. A Ctrl-C or SIGTERM recorded by `stops` ends the step in
+    progress (or the validation), saves the state to `latest` and stops the run there."""
+    requested = stops.requested if stops is not None else None
     while True:
+        if requested is not None and requested():  # came during a validation
+            _save_and_stop(run, state, pos, latest, stops)
         if not pos.in_epoch:
             if pos.step >= schedule.total_steps or pos.early_stopped:
                 return state
             pos.epoch, pos.in_epoch, pos.epoch_step, pos.epoch_losses = pos.epoch + 1, True, 0, []
         progress.bar.set_description(f"epoch {pos.epoch}")
         while pos.epoch_step < schedule.epoch_steps(pos):
-            state = train_segment(run, state, pos, schedule.segment_steps(pos), progress)
+            state = train_segment(run, state, pos, schedule.segment_steps(pos), progress, requested)
+            if requested is not None and requested():
+                _save_and_stop(run, state, pos, latest, stops)
             if schedule.checkpoints(pos.step):
                 run.finite_check(state, pos.step, pos.epoch)
                 latest.save(pos.step, state, pos.to_json())
@@ -137,8 +145,22 @@ def train_epochs(
             validate(state, pos)
 
 
-def train_segment(run: RunSetup, state: nnx.State, pos: RunPosition, steps: int, progress: StepProgress):
-    """`steps` steps of the epoch in progress from `pos`; their losses checked, `pos` advanced past them."""
+def _save_and_stop(run: RunSetup, state: nnx.State, pos: RunPosition, latest: LatestCheckpoint, stops) -> None:
+    run.finite_check(state, pos.step, pos.epoch)  # a diverged state is never saved (it raises instead)
+    latest.save(pos.step, state, pos.to_json())
+    stops.stop()
+
+
+def train_segment(
+    run: RunSetup,
+    state: nnx.State,
+    pos: RunPosition,
+    steps: int,
+    progress: StepProgress,
+    stop_requested: Callable[[], bool] | None = None,
+):
+    """At most `steps` steps of the epoch in progress from `pos` (fewer once `stop_requested()`); their losses
+    checked, `pos` advanced past them."""
     started = time.perf_counter()
     state, losses = run_epoch(
         run.train_step,
@@ -153,6 +175,7 @@ def train_segment(run: RunSetup, state: nnx.State, pos: RunPosition, steps: int,
         layout=run.layout,
         pack=run.pack,
         seen=run.config.loss.exclude_seen,
+        stop_requested=stop_requested,
     )
     if not losses:
         raise RuntimeError(f"epoch {pos.epoch} has no batch after step {pos.epoch_step}")

@@ -15,13 +15,6 @@ def without_timing(results: dict) -> dict:
     return {k: v for k, v in results.items() if k not in TIMING_KEYS}
 
 
-@pytest.fixture
-def two_epochs(tiny_config):
-    """4 steps per epoch, 2 epochs, an evaluation after each, a checkpoint every 3 steps."""
-    train = dataclasses.replace(tiny_config.train, epochs=2, max_steps=None, ckpt_every_steps=3, log_every_steps=2)
-    return dataclasses.replace(tiny_config, train=train)
-
-
 def stop_then_resume(config, workdir, stops):
     for stop in stops:
         config.train.stop_after_steps = stop
