@@ -101,7 +101,8 @@ class TrainConfig:
     # faster without it and ends level, docs/results.md: one seed to early stopping); false: the plain shuffle
     bucketing: bool = True
     progress: bool = True  # tqdm bar
-    ckpt_every_steps: int = 500  # the latest (model, optimizer, position) state, for train.resume; 0 = never
+    # the latest (model, optimizer, position) state, for train.resume; 0 = only when Ctrl-C / SIGTERM stops the run
+    ckpt_every_steps: int = 500
     resume: bool = False  # continue the run in hydra.run.dir from its latest checkpoint
     stop_after_steps: int | None = None  # stop as a crash would after this many steps (tests, splitting runs)
     log_every_steps: int = 50  # training-loss records in metrics.jsonl (and TensorBoard)
