@@ -136,8 +136,7 @@ def train_epochs(
             if requested is not None and requested():
                 _save_and_stop(run, state, pos, latest, stops)
             if schedule.checkpoints(pos.step):
-                run.finite_check(state, pos.step, pos.epoch)
-                latest.save(pos.step, state, pos.to_json())
+                _checkpoint(run, state, pos, latest)
             if schedule.stops(pos.step):
                 raise RunStopped(pos.step, run.workdir, latest.latest_step())
         pos.in_epoch = False
@@ -145,9 +144,13 @@ def train_epochs(
             validate(state, pos)
 
 
-def _save_and_stop(run: RunSetup, state: nnx.State, pos: RunPosition, latest: LatestCheckpoint, stops) -> None:
+def _checkpoint(run: RunSetup, state: nnx.State, pos: RunPosition, latest: LatestCheckpoint) -> None:
     run.finite_check(state, pos.step, pos.epoch)  # a diverged state is never saved (it raises instead)
     latest.save(pos.step, state, pos.to_json())
+
+
+def _save_and_stop(run: RunSetup, state: nnx.State, pos: RunPosition, latest: LatestCheckpoint, stops) -> None:
+    _checkpoint(run, state, pos, latest)
     stops.stop()
 
 

@@ -8,9 +8,9 @@ import pytest
 from test_resume import without_timing
 
 from recattn_jax.cli import Terminated
-from recattn_jax.train.checkpoint import LatestCheckpoint
 from recattn_jax.train.logs import read_metrics
 from recattn_jax.train.loop import train_and_evaluate
+from recattn_jax.train.run_dir import checkpoint_steps
 from recattn_jax.train.stop_requests import StopRequests
 
 
@@ -43,11 +43,8 @@ def test_a_second_signal_stops_at_once():
 
 
 def latest_step(workdir) -> int | None:
-    latest = LatestCheckpoint(workdir / "latest")
-    try:
-        return latest.latest_step()
-    finally:
-        latest.close()
+    steps = checkpoint_steps(workdir / "latest")
+    return steps[-1] if steps else None
 
 
 def signal_at(monkeypatch, where, attribute, signum, when):
