@@ -1,4 +1,4 @@
-"""model.ffn, model.ffn_mult, model.attn_dropout, model.residual, model.tie_output, model.normalize,
+"""model.blocks, model.ffn, model.ffn_mult, model.attn_dropout, model.residual, model.tie_output, model.normalize,
 model.positions, model.init: SASRec's block, scorer, position and initialisation variants."""
 
 import dataclasses
@@ -92,6 +92,26 @@ def test_ffn_mult_widens_the_relu_feed_forward():
     base = encode(wide, seq)
     assert not np.allclose(base, encode(narrow, seq), atol=1e-3)
     later = encode(wide, seq.at[:, 5:].set(1))
+    np.testing.assert_allclose(later[:, :5], base[:, :5], atol=1e-5)
+
+
+def test_blocks_sets_the_depth():
+    """model.blocks=3: three blocks shaped like the two of model.blocks=2, everything outside the stack
+    unchanged, another (still causal) function."""
+
+    def shapes(module):
+        return {path: value.shape for path, value in nnx.to_flat_state(nnx.state(module))}
+
+    two = sasrec()
+    three = build_model(dataclasses.replace(config(), blocks=3), num_items=ITEMS, backend="reference", rngs=nnx.Rngs(0))
+    assert (len(two.encoder.blocks), len(three.encoder.blocks)) == (2, 3)
+    assert all(shapes(block_) == shapes(two.encoder.blocks[0]) for block_ in three.encoder.blocks)
+    outside = [{p: v for p, v in shapes(m).items() if "blocks" not in p} for m in (two, three)]
+    assert outside[0] == outside[1] and outside[0]
+    seq = sequences()
+    base, shallow = encode(three, seq), encode(two, seq)
+    assert base.shape == shallow.shape and not np.allclose(base, shallow, atol=1e-3)
+    later = encode(three, seq.at[:, 5:].set(1))
     np.testing.assert_allclose(later[:, :5], base[:, :5], atol=1e-5)
 
 
