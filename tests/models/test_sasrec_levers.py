@@ -1,8 +1,6 @@
 """model.blocks, model.ffn, model.ffn_mult, model.attn_dropout, model.residual, model.tie_output, model.normalize,
 model.positions, model.init: SASRec's block, scorer, position and initialisation variants."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +25,11 @@ user_representation = nnx.jit(lambda model, seq: model.user_representation(seq))
 
 
 def config(**kw):
-    return ModelConfig(max_len=8, hidden=16, blocks=2, heads=2, dropout=0.0, **kw)
+    return ModelConfig(**{"max_len": 8, "hidden": 16, "blocks": 2, "heads": 2, "dropout": 0.0, **kw})
+
+
+def param_shapes(module):
+    return {path: value.shape for path, value in nnx.to_flat_state(nnx.state(module))}
 
 
 def sasrec(**kw):
@@ -84,10 +86,10 @@ def test_ffn_mult_widens_the_relu_feed_forward():
     narrow, wide = sasrec(), sasrec(ffn_mult=4)
     for block_ in wide.encoder.blocks:
         assert block_.ffn.inner.kernel.shape == (16, 64) and block_.ffn.outer.kernel.shape == (64, 16)
-    shapes = {p: v.shape for p, v in nnx.to_flat_state(nnx.state(narrow))}
-    for path, value in nnx.to_flat_state(nnx.state(wide)):
+    shapes = param_shapes(narrow)
+    for path, shape in param_shapes(wide).items():
         if "ffn" not in path:
-            assert value.shape == shapes[path], path
+            assert shape == shapes[path], path
     seq = sequences()
     base = encode(wide, seq)
     assert not np.allclose(base, encode(narrow, seq), atol=1e-3)
@@ -98,15 +100,10 @@ def test_ffn_mult_widens_the_relu_feed_forward():
 def test_blocks_sets_the_depth():
     """model.blocks=3: three blocks shaped like the two of model.blocks=2, everything outside the stack
     unchanged, another (still causal) function."""
-
-    def shapes(module):
-        return {path: value.shape for path, value in nnx.to_flat_state(nnx.state(module))}
-
-    two = sasrec()
-    three = build_model(dataclasses.replace(config(), blocks=3), num_items=ITEMS, backend="reference", rngs=nnx.Rngs(0))
+    two, three = sasrec(), sasrec(blocks=3)
     assert (len(two.encoder.blocks), len(three.encoder.blocks)) == (2, 3)
-    assert all(shapes(block_) == shapes(two.encoder.blocks[0]) for block_ in three.encoder.blocks)
-    outside = [{p: v for p, v in shapes(m).items() if "blocks" not in p} for m in (two, three)]
+    assert all(param_shapes(block_) == param_shapes(two.encoder.blocks[0]) for block_ in three.encoder.blocks)
+    outside = [{p: v for p, v in param_shapes(m).items() if "blocks" not in p} for m in (two, three)]
     assert outside[0] == outside[1] and outside[0]
     seq = sequences()
     base, shallow = encode(three, seq), encode(two, seq)
@@ -120,7 +117,7 @@ def test_attention_dropout_on_the_weights_instead_of_the_output():
     the same parameters, the same evaluation, another training function, one mask per dropout key."""
 
     def model(**kw):
-        c = dataclasses.replace(config(**kw), dropout=0.3)
+        c = config(dropout=0.3, **kw)
         return build_model(c, num_items=ITEMS, backend="reference", rngs=nnx.Rngs(0))
 
     on_output, on_weights = model(), model(attn_dropout="weights")
