@@ -10,7 +10,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 import kernels
 from kernels.linear_cross_entropy import DEFAULT_CHUNK
@@ -133,6 +133,18 @@ def binary_cross_entropy(
     return _sigmoid_loss(hidden, table, targets, rng, count, beta=1.0)
 
 
+def in_batch_slots(rng: Array, present: Bool[Array, " N"], shape: tuple[int, ...]) -> Int[Array, "..."]:
+    """`shape` indices drawn uniformly, with replacement, from the slots where `present` is true.
+
+    Memory is O(N + prod(shape)): `jax.random.categorical` over the N slots would draw Gumbel noise of
+    shape (*shape, N), which for a batch's B*L targets with K negatives each is B*L*K*B*L floats (about
+    400 GB at batch 128, max_len 200, K=100). With no slot present every index is 0.
+    """
+    first = jnp.argsort(~present, stable=True)  # the present slots first, in order
+    count = jnp.maximum(jnp.sum(present), 1)
+    return first[jax.random.randint(rng, shape, 0, count)]
+
+
 def sampled_softmax(
     hidden: Float[Array, "B L D"],
     table: Float[Array, "I D"],
@@ -151,8 +163,7 @@ def sampled_softmax(
     flat = targets.reshape(-1)
     present = flat != 0
     # uniform over non-padding target slots = proportional to each item's frequency in the batch
-    slot = jax.random.categorical(rng, jnp.where(present, 0.0, -jnp.inf), shape=(*targets.shape, count))
-    negatives = flat[slot]  # [B, L, K]
+    negatives = flat[in_batch_slots(rng, present, (*targets.shape, count))]  # [B, L, K]
     pos = jnp.einsum("bld,bld->bl", hidden, table[targets], preferred_element_type=jnp.float32)
     neg = jnp.einsum("bld,blkd->blk", hidden, table[negatives], preferred_element_type=jnp.float32)
     if logq_correction:
