@@ -1,7 +1,7 @@
 """How the entry points end: every user-facing failure is one line on stderr, never a traceback.
 
-- `RecattnError` (bad data, impossible config, damaged checkpoint, divergence) and `OSError` (a full disk,
-  a read-only directory): `error: ...`, exit 2.
+- `RecattnError` (bad data, impossible config, damaged checkpoint, divergence, out of memory) and `OSError`
+  (a full disk, a read-only directory): `error: ...`, exit 2.
 - Ctrl-C (SIGINT) and SIGTERM: `interrupted ...` with how to resume, exit 130 / 143; during training the
   step in progress ends and is saved first (`train/stop_requests.py`); checkpoints are written to a temporary
   folder and renamed, so the last complete one stays valid.

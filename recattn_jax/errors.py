@@ -20,6 +20,11 @@ class TrainingDiverged(RecattnError):
     """The loss or the parameters became NaN or infinite; nothing of the run is reported or kept as best."""
 
 
+class OutOfMemory(RecattnError):
+    """A training step or an evaluation needs more device memory than there is; the message names the config
+    keys that size it."""
+
+
 class CheckpointError(RecattnError):
     """A checkpoint on disk is truncated, corrupt or incomplete, or does not fit the model."""
 

@@ -27,6 +27,7 @@ from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.train.divergence import FiniteCheck
 from recattn_jax.train.ema import with_averaged_weights
 from recattn_jax.train.epoch import packs_positions, planned_steps
+from recattn_jax.train.memory import explain_out_of_memory
 from recattn_jax.train.run_dir import (
     check_same_data,
     check_shared_run_dir,
@@ -67,7 +68,9 @@ class RunSetup:
 
     def evaluate(self, model: nnx.Module, name: str) -> dict[str, dict[str, float]]:
         """{protocol: {metric: value}} of `model` on the eval set `name` ("valid" or "test")."""
-        return self.evaluator.evaluate(nnx.state(model), self.eval_sets[name])
+        advice = f"lower eval.batch_size ({self.config.eval.batch_size} users at once)"
+        with explain_out_of_memory(f"the evaluation on the {name} set", advice):
+            return self.evaluator.evaluate(nnx.state(model), self.eval_sets[name])
 
 
 def prepare_run(config: Config, workdir: str | Path) -> tuple[RunSetup, nnx.State]:

@@ -26,6 +26,7 @@ from recattn_jax.train.divergence import check_losses
 from recattn_jax.train.epoch import planned_steps, run_epoch
 from recattn_jax.train.logs import RunLog
 from recattn_jax.train.lr_schedule import learning_rate
+from recattn_jax.train.memory import explain_out_of_memory, training_keys
 from recattn_jax.train.run_setup import RunSetup
 from recattn_jax.train.run_state import RunPosition, RunStopped
 from recattn_jax.train.stop_requests import StopRequests
@@ -132,7 +133,12 @@ def train_epochs(
             pos.epoch, pos.in_epoch, pos.epoch_step, pos.epoch_losses = pos.epoch + 1, True, 0, []
         progress.bar.set_description(f"epoch {pos.epoch}")
         while pos.epoch_step < schedule.epoch_steps(pos):
-            state = train_segment(run, state, pos, schedule.segment_steps(pos), progress, requested)
+            with explain_out_of_memory(
+                f"the training step (epoch {pos.epoch}, after step {pos.step})",
+                f"lower {training_keys(run.config)}",
+                _kept(latest, run.config.train.ckpt_every_steps),
+            ):
+                state = train_segment(run, state, pos, schedule.segment_steps(pos), progress, requested)
             if requested is not None and requested():
                 _save_and_stop(run, state, pos, latest, stops)
             if schedule.checkpoints(pos.step):
@@ -142,6 +148,14 @@ def train_epochs(
         pos.in_epoch = False
         if schedule.validates(pos):
             validate(state, pos)
+
+
+def _kept(latest: LatestCheckpoint, ckpt_every: int) -> str:
+    """What a crash within the next segment leaves on disk: the latest checkpoint, never a half-written one."""
+    step = latest.latest_step()
+    if step is None:
+        return f"no checkpoint had been written yet (train.ckpt_every_steps={ckpt_every})"
+    return f"the latest checkpoint, step {step}, is kept in {latest.directory}"
 
 
 def _checkpoint(run: RunSetup, state: nnx.State, pos: RunPosition, latest: LatestCheckpoint) -> None:
