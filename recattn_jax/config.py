@@ -98,7 +98,8 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many steps in total (smoke tests)
     # batches of similar-length rows, padded to a few fixed lengths: ML-1M's padded positions 47% -> 15%, metrics
     # within one seed std of no bucketing (benchmarks/RESULTS.md: BCE, 10 epochs, 3 seeds; full CE on ML-1M learns
-    # faster without it and ends level, docs/results.md: one seed to early stopping); false: the plain shuffle
+    # faster without it and ends level, docs/results.md: one seed to early stopping); false: the plain shuffle, each
+    # batch cut to the smallest of those lengths that holds its longest row (data/bucketing.py)
     bucketing: bool = True
     progress: bool = True  # tqdm bar
     # the latest (model, optimizer, position) state, for train.resume; 0 = only when Ctrl-C / SIGTERM stops the run

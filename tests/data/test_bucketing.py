@@ -4,7 +4,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from recattn_jax.data.batches import next_item_arrays, take_rows
+from recattn_jax.data.batches import epoch_batches, next_item_arrays, take_rows
 from recattn_jax.data.bucketing import bucket_lengths, padded_fraction, row_lengths, training_batches
 from recattn_jax.data.load import load_split
 from recattn_jax.losses import full_cross_entropy
@@ -83,3 +83,32 @@ def test_loss_weight_scales_the_gradient_not_the_reported_loss(tiny_config):
     assert float(metrics["loss"]) > 1.0  # the unscaled CE over ~50 items
     after = jax.device_get(state[0])
     jax.tree_util.tree_map(np.testing.assert_array_equal, after, before)
+
+
+def test_plain_shuffle_drops_only_columns_that_are_padding_in_every_row(tiny_config):
+    """Without bucketing the batches hold the same rows in the same order as before; each is cut to the smallest
+    bucket that holds its longest row, so the columns it loses are padding in every one of its rows."""
+    tiny_config.train.bucketing, tiny_config.train.batch_size = False, 4
+    tiny_config.data.synthetic.max_length, tiny_config.model.max_len = 30, 30  # histories of 5-30, buckets to 30
+    _, arrays = arrays_of(tiny_config)
+    max_len, lengths, train = arrays.max_len, row_lengths(arrays), tiny_config.train
+    seen = []
+
+    def spy_step(state, batch, rng, loss_weight=None):
+        assert loss_weight is None  # a random batch's positions need no weight
+        seen.append(batch)
+        return state, {"loss": 0.0}
+
+    run_epoch(spy_step, None, arrays, train, tiny_config.seed, epoch=1, max_steps=10**6)
+    plain = epoch_batches(arrays.num_rows, train.batch_size, np.random.default_rng([tiny_config.seed, 1]))
+    cut = 0
+    for batch, idx in zip(seen, plain, strict=True):
+        full = arrays.batch(idx, max_len)
+        length = batch["inputs"].shape[1]
+        longest = lengths[idx[idx >= 0]].max()
+        assert length == min(b for b in bucket_lengths(max_len) if b >= longest)
+        for name in ("inputs", "targets"):
+            np.testing.assert_array_equal(batch[name], full[name][:, max_len - length :])
+            assert not full[name][:, : max_len - length].any()
+        cut += length < max_len
+    assert cut > 0  # this data has batches of short rows only
