@@ -18,8 +18,6 @@ import jax
 from recattn_jax.config import Config
 from recattn_jax.errors import OutOfMemory
 
-# the losses that draw `loss.num_negatives` negatives per position (losses.py); full CE scores every item
-NEGATIVE_SAMPLING_LOSSES = ("bce", "sampled_softmax", "gbce")
 _ASKED = re.compile(r"allocat\w*\s+(\d+)\s+bytes")  # CPU: "allocating N bytes", GPU: "to allocate N bytes"
 
 
@@ -58,7 +56,7 @@ def training_keys(config: Config) -> str:
         f"model.max_len ({config.model.max_len})",
         f"model.hidden ({config.model.hidden})",
     ]
-    if config.loss.name in NEGATIVE_SAMPLING_LOSSES:
+    if config.loss.name != "ce":  # every other loss draws loss.num_negatives per position (losses.next_item_loss)
         keys.append(f"loss.num_negatives ({config.loss.num_negatives})")
     return ", ".join(keys[:-1]) + " or " + keys[-1]
 
