@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.env_info import ROOT, environment
 from recattn_jax.config import register_configs, to_config
-from recattn_jax.data.batches import epoch_batches, next_item_arrays, step_positions
-from recattn_jax.data.bucketing import bucket_lengths, holding_bucket
+from recattn_jax.data.batches import next_item_arrays, step_positions
+from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
 from recattn_jax.train.epoch import packs_positions
 from recattn_jax.train.step import build_training
@@ -39,11 +39,9 @@ from recattn_jax.train.step import build_training
 def epoch_feeds(config, arrays, max_len: int) -> dict[str, list[dict]]:
     """Epoch 1's batches of the plain shuffle, at max_len ("padded") and cut ("cut"), as run_epoch feeds them."""
     rng = np.random.default_rng([config.seed, 1])
-    buckets, lengths = bucket_lengths(max_len), arrays.lengths
     pack, seen = packs_positions(config.loss.name, None), config.loss.exclude_seen
     feeds: dict[str, list[dict]] = {"padded": [], "cut": []}
-    for idx in epoch_batches(arrays.num_rows, config.train.batch_size, rng):
-        cut = holding_bucket(buckets, int(lengths[idx[idx >= 0]].max()))
+    for idx, cut in training_batches(arrays, config.train.batch_size, max_len, rng, bucketing=False):
         for mode, length in (("padded", max_len), ("cut", cut)):
             batch = arrays.batch(idx, length)
             if pack:

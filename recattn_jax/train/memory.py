@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 
@@ -62,12 +62,13 @@ def training_keys(config: Config) -> str:
 
 
 @contextlib.contextmanager
-def explain_out_of_memory(stage: str, advice: str, kept: str = "") -> Iterator[None]:
-    """Within the block, RESOURCE_EXHAUSTED raises `OutOfMemory`: '<stage>: <asked and held>; <advice>[; <kept>]'."""
+def explain_out_of_memory(stage: str, advice: str, kept: Callable[[], str] | None = None) -> Iterator[None]:
+    """Within the block, RESOURCE_EXHAUSTED raises `OutOfMemory`: '<stage>: <asked and held>; <advice>[; <kept()>]'.
+    `kept()` (what is left on disk) is only asked once the block has failed."""
     try:
         yield
     except jax.errors.JaxRuntimeError as error:
         if not is_out_of_memory(error):
             raise
         message = f"out of memory in {stage}: {_asked_and_held(error)}; {advice}"
-        raise OutOfMemory(f"{message}; {kept}" if kept else message) from error
+        raise OutOfMemory(f"{message}; {kept()}" if kept is not None else message) from error

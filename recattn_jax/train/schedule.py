@@ -136,7 +136,7 @@ def train_epochs(
             with explain_out_of_memory(
                 f"the training step (epoch {pos.epoch}, after step {pos.step})",
                 f"lower {training_keys(run.config)}",
-                _kept(latest, run.config.train.ckpt_every_steps),
+                functools.partial(_kept, latest, run.config.train.ckpt_every_steps),
             ):
                 state = train_segment(run, state, pos, schedule.segment_steps(pos), progress, requested)
             if requested is not None and requested():
