@@ -77,6 +77,9 @@ class LossConfig:
     num_negatives: int = 1
     gbce_t: float = 0.75  # gbce: calibration t in [0, 1] (0 = plain BCE, 1 = fully calibrated)
     logq_correction: bool = True  # sampled_softmax: subtract log(K q) of the in-batch sampler
+    # sampled_softmax's negatives: in_batch (the batch's targets, popularity-distributed) | uniform (num_negatives
+    # distinct items per row, outside the row's items, shared by its positions: K&V's SASRec+ 3000)
+    sampler: str = "in_batch"
     temperature: float = 1.0  # ce: softmax of logits / temperature
     exclude_seen: bool = False  # ce: negatives leave out the row's earlier items (as seen-filtered full ranking)
 

@@ -167,6 +167,22 @@ def check_negatives_fit(config: EvalConfig, split) -> None:
         )
 
 
+def check_sampler_fits(config: Config, split) -> None:
+    """The uniform sampler's negatives fit every training row: a row (a window of at most model.max_len + 1
+    items of a user's training history) leaves at least num_items minus its length items to draw from."""
+    if config.loss.name != "sampled_softmax" or config.loss.sampler != "uniform":
+        return
+    longest = max((len(s) for s in split.train_sequences), default=0)
+    row = min(longest, config.model.max_len + 1)
+    free = split.data.num_items - row
+    if config.loss.num_negatives > free:
+        raise ConfigError(
+            f"loss.num_negatives={config.loss.num_negatives} with loss.sampler=uniform: a training row holds up "
+            f"to {row} items (the longest training history, {longest}, or model.max_len + 1), which leaves "
+            f"{free} of the {split.data.num_items} items to draw; lower loss.num_negatives to at most {free}"
+        )
+
+
 # model keys only SASRec reads: any other model must leave them at their defaults
 SASREC_LEVERS = ("ffn", "ffn_mult", "attn_dropout", "residual", "tie_output", "normalize", "positions", "init")
 
@@ -177,6 +193,7 @@ def check_accuracy_levers(config: Config) -> None:
     scores, positions and init."""
     from recattn_jax.layers.embeddings import POSITIONS
     from recattn_jax.layers.transformer import ATTENTION_DROPOUTS, FEED_FORWARDS, RESIDUALS
+    from recattn_jax.losses import SAMPLERS
     from recattn_jax.models.sasrec import INITS
     from recattn_jax.train.lr_schedule import LR_SCHEDULES
 
@@ -191,6 +208,10 @@ def check_accuracy_levers(config: Config) -> None:
     _real("loss.temperature", loss.temperature, 0.0, math.inf, low_open=True, high_open=True)
     if loss.name != "ce" and (loss.temperature != 1.0 or loss.exclude_seen):
         raise ConfigError(f"loss.temperature and loss.exclude_seen apply to loss.name=ce only, not {loss.name}")
+    if loss.sampler not in SAMPLERS:
+        raise ConfigError(f"loss.sampler={loss.sampler!r}; choose one of {list(SAMPLERS)}")
+    if loss.sampler != "in_batch" and loss.name != "sampled_softmax":
+        raise ConfigError(f"loss.sampler={loss.sampler} applies to loss.name=sampled_softmax only, not {loss.name}")
     m = config.model
     if m.ffn not in FEED_FORWARDS:
         raise ConfigError(f"model.ffn={m.ffn!r}; choose one of {list(FEED_FORWARDS)}")
@@ -210,9 +231,15 @@ def check_accuracy_levers(config: Config) -> None:
 
 
 def check_levers_fit_mesh(config: Config) -> None:
-    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py), which has neither option."""
+    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py), which has neither option; the
+    sampled softmax draws from the batch's targets only."""
     if config.loss.temperature != 1.0 or config.loss.exclude_seen:
         raise ConfigError(
             "loss.temperature and loss.exclude_seen run on one device only (the mesh's item-sharded CE has "
             "neither); set mesh.data=1 mesh.model=1 or drop them"
+        )
+    if config.loss.sampler != "in_batch":
+        raise ConfigError(
+            f"loss.sampler={config.loss.sampler} runs on one device only; set mesh.data=1 mesh.model=1 or "
+            "loss.sampler=in_batch"
         )

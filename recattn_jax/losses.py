@@ -177,6 +177,43 @@ def sampled_softmax(
     return masked_mean(nll, targets != 0)
 
 
+def row_negatives(
+    rng: Array, row_items: Int[Array, "B N"], num_items: int, count: int
+) -> tuple[Int[Array, "B K"], Bool[Array, "B K"]]:
+    """`count` distinct items per row, drawn uniformly (without replacement) from the items 1..I that are not
+    among `row_items` (the row's inputs and targets; 0 is padding), and whether each draw is such an item.
+
+    The row's smallest-`count` of uniform keys, its own items keyed last: a uniform subset of its free items.
+    A draw is one of the row's own items (free false) only where the row has fewer than `count` free items,
+    which `check_sampler_fits` refuses before a run."""
+    b = row_items.shape[0]
+    rows = jnp.arange(b)[:, None]
+    taken = jnp.zeros((b, num_items + 1), bool).at[rows, row_items].set(True).at[:, 0].set(True)
+    keys = jnp.where(taken, 2.0, jax.random.uniform(rng, taken.shape))  # uniform in [0, 1); taken items last
+    _, negatives = jax.lax.top_k(-keys, count)
+    return negatives, ~taken[rows, negatives]
+
+
+def uniform_sampled_softmax(
+    hidden: Float[Array, "B L D"],
+    table: Float[Array, "I D"],
+    targets: Int[Array, "B L"],
+    seen: Int[Array, "B L"],
+    rng: Array,
+    count: int,
+) -> Float[Array, ""]:
+    """Softmax over the positive and `count` negatives that every position of a row shares, drawn uniformly
+    without replacement from the items outside the row (its inputs `seen` and its targets), as the sampled
+    "SASRec+ 3000" of Klenitskiy & Vasilev (RecSys'23) draws them once per row. A uniform sampler needs no
+    logQ correction (log q is the same for every item and cancels in the softmax)."""
+    negatives, free = row_negatives(rng, jnp.concatenate([seen, targets], axis=1), table.shape[0] - 1, count)
+    pos = jnp.einsum("bld,bld->bl", hidden, table[targets], preferred_element_type=jnp.float32)
+    neg = jnp.einsum("bld,bkd->blk", hidden, table[negatives], preferred_element_type=jnp.float32)
+    neg = jnp.where(free[:, None, :], neg, -jnp.inf)
+    nll = jax.nn.logsumexp(jnp.concatenate([pos[..., None], neg], axis=-1), axis=-1) - pos
+    return masked_mean(nll, targets != 0)
+
+
 def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
     """gSASRec's (Petrov & Macdonald 2023) positive exponent beta = alpha (t (1 - 1/alpha) + 1/alpha),
     alpha = negatives / (items - 1), the sampling rate of negatives."""
@@ -217,6 +254,9 @@ def masked_mean(values: Float[Array, "..."], mask: Array) -> Float[Array, ""]:
 
 
 LOSSES = ("ce", "bce", "sampled_softmax", "gbce")
+# sampled_softmax's negatives: in_batch (the batch's own targets, with the logQ correction) | uniform (per row,
+# outside the row's items, without replacement: Klenitskiy & Vasilev's SASRec+ 3000)
+SAMPLERS = ("in_batch", "uniform")
 # losses that are a mean over independent positions: computed on the batch's target positions only
 # (`positions`, data/batches.py: target_positions). BCE and gBCE draw each row's negatives outside that
 # row's items, so they keep the [B, L] layout and ignore `positions`.
@@ -236,20 +276,25 @@ def _at_positions(loss):
     return packed
 
 
-def _excluding_seen(temperature: float):
-    """CE over unseen items as f(hidden, table, targets, rng, positions=None, seen=None): `seen` is the rows'
-    items (the step's inputs, passed by run_epoch for loss.exclude_seen)."""
+def _with_row_items(lever: str, undo: str, loss_of_rows):
+    """`loss_of_rows(hidden, table, targets, rng, positions, seen)` as f(hidden, table, targets, rng,
+    positions=None, seen=None), where `seen` is the rows' items (the step's inputs, which run_epoch passes
+    where `passes_row_items`); a call without them, from a model with its own training loss, is refused."""
 
     def loss(hidden, table, targets, rng, positions=None, seen=None):
-        del rng
         if seen is None:
             raise ConfigError(
-                "loss.exclude_seen=true needs each row's items, which only SASRec-style models' training "
-                "steps pass (a model with its own training loss does not); set loss.exclude_seen=false"
+                f"{lever} needs each row's items, which only SASRec-style models' training steps pass (a model "
+                f"with its own training loss does not); set {undo}"
             )
-        return unseen_cross_entropy(hidden, table, targets, seen, temperature, positions)
+        return loss_of_rows(hidden, table, targets, rng, positions, seen)
 
     return loss
+
+
+def passes_row_items(config) -> bool:
+    """Whether the loss of `config` (a LossConfig) needs each row's inputs as `seen=` (see train/epoch.py)."""
+    return config.exclude_seen or (config.name == "sampled_softmax" and config.sampler == "uniform")
 
 
 def next_item_loss(
@@ -260,12 +305,24 @@ def next_item_loss(
     logq_correction: bool = True,
     temperature: float = 1.0,
     exclude_seen: bool = False,
+    sampler: str = "in_batch",
 ):
     """The loss function `loss.name` as f(hidden, table, targets, rng, positions=None) -> scalar (and
-    `seen=` too with `exclude_seen`). `temperature` and `exclude_seen` are full CE's (loss.name=ce) only."""
+    `seen=` too with `exclude_seen` or the uniform sampler). `temperature` and `exclude_seen` are full CE's
+    (loss.name=ce) only, `sampler` sampled_softmax's."""
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"loss.sampler={sampler!r}; choose one of {list(SAMPLERS)}")
+    if sampler != "in_batch" and name != "sampled_softmax":
+        raise ConfigError(f"loss.sampler={sampler} applies to loss.name=sampled_softmax only, not {name}")
     if name == "ce":
-        if exclude_seen:
-            return _excluding_seen(temperature)
+        if exclude_seen:  # CE over the items outside each position's earlier items
+            return _with_row_items(
+                "loss.exclude_seen=true",
+                "loss.exclude_seen=false",
+                lambda hidden, table, targets, rng, positions, seen: unseen_cross_entropy(
+                    hidden, table, targets, seen, temperature, positions
+                ),
+            )
         return _at_positions(functools.partial(full_cross_entropy, temperature=temperature))
     if name not in LOSSES:
         raise ConfigError(f"loss.name={name!r}; choose one of {list(LOSSES)}")
@@ -278,6 +335,14 @@ def next_item_loss(
             hidden, table, targets, rng, num_negatives
         )
     if name == "sampled_softmax":
+        if sampler == "uniform":  # per-row negatives: the [B, L] layout, packed positions unused
+            return _with_row_items(
+                "loss.sampler=uniform",
+                "loss.sampler=in_batch",
+                lambda hidden, table, targets, rng, positions, seen: uniform_sampled_softmax(
+                    hidden, table, targets, seen, rng, num_negatives
+                ),
+            )
         return _at_positions(
             lambda hidden, table, targets, rng: sampled_softmax(
                 hidden, table, targets, rng, num_negatives, logq_correction

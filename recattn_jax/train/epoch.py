@@ -8,17 +8,19 @@ import math
 import jax
 import numpy as np
 
-from recattn_jax.config import TrainConfig
+from recattn_jax.config import LossConfig, TrainConfig
 from recattn_jax.data.batches import step_positions
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.losses import PACKED_LOSSES
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
 
 
-def packs_positions(loss_name: str, layout: ParallelLayout | None) -> bool:
+def packs_positions(loss: LossConfig, layout: ParallelLayout | None) -> bool:
     """Whether batches carry their target positions: one device (no layout), a loss that is a mean over
-    positions (the mesh's sharded CE keeps the [B, L] layout)."""
-    return loss_name in PACKED_LOSSES and layout is None
+    independent positions (the mesh's sharded CE and the uniform sampler's per-row negatives keep the [B, L]
+    layout)."""
+    per_row = loss.name == "sampled_softmax" and loss.sampler == "uniform"
+    return loss.name in PACKED_LOSSES and not per_row and layout is None
 
 
 def planned_steps(train: TrainConfig, num_rows: int) -> int:
@@ -48,7 +50,8 @@ def run_epoch(
 
     `layout`: the run's device layout (None: one device in one process); `pack`: add each batch's target
     positions (`packs_positions`), for a step whose loss scores only those; `seen`: add each row's inputs as its
-    seen items (`loss.exclude_seen`: the softmax leaves them out of the negatives, losses.py); `stop_requested()`:
+    seen items (`losses.passes_row_items`: loss.exclude_seen's softmax leaves them out of the negatives, as the
+    uniform sampler leaves out the row's items); `stop_requested()`:
     true once the run is to stop (Ctrl-C, SIGTERM), which ends the pass after the step in progress.
 
     With `train.bucketing`, a batch of short rows has far fewer positions than an average batch, and a

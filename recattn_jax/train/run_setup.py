@@ -15,7 +15,7 @@ from flax import nnx
 from omegaconf import OmegaConf
 
 from recattn_jax.config import Config
-from recattn_jax.config_checks import check_backend, check_config, check_negatives_fit
+from recattn_jax.config_checks import check_backend, check_config, check_negatives_fit, check_sampler_fits
 from recattn_jax.data.batches import NextItemArrays, SequenceRows, next_item_arrays, sequence_rows
 from recattn_jax.data.load import load_split
 from recattn_jax.data.preprocess import LeaveOneOutSplit
@@ -84,6 +84,7 @@ def prepare_run(config: Config, workdir: str | Path) -> tuple[RunSetup, nnx.Stat
 
     split = load_split(config.data)
     check_negatives_fit(config.eval, split)
+    check_sampler_fits(config, split)
     max_len, num_items = config.model.max_len, split.data.num_items
     layout = ParallelLayout.from_config(config, num_items)
     # several processes: each pads only its own rows of every batch and keeps only its part of the eval users
@@ -111,7 +112,7 @@ def prepare_run(config: Config, workdir: str | Path) -> tuple[RunSetup, nnx.Stat
         eval_sets=eval_sets,
         graphdef=graphdef,
         train_step=train_step,
-        pack=packs_positions(config.loss.name, layout),
+        pack=packs_positions(config.loss, layout),
         evaluator=Evaluator(model_graphdef, config.eval, layout),
         finite_check=FiniteCheck(graphdef, split, max_len, config.train.lr),
     )

@@ -20,6 +20,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from recattn_jax.config import TrainConfig
+from recattn_jax.losses import passes_row_items
 from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.train.checkpoint import LatestCheckpoint
 from recattn_jax.train.divergence import check_losses
@@ -191,7 +192,7 @@ def train_segment(
         start=pos.epoch_step,
         layout=run.layout,
         pack=run.pack,
-        seen=run.config.loss.exclude_seen,
+        seen=passes_row_items(run.config.loss),
         stop_requested=stop_requested,
     )
     if not losses:

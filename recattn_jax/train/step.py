@@ -99,6 +99,7 @@ def build_training(
         logq_correction=config.loss.logq_correction,
         temperature=config.loss.temperature,
         exclude_seen=config.loss.exclude_seen,
+        sampler=config.loss.sampler,
     )
     if layout == "from_config":
         layout = ParallelLayout.from_config(config, num_items)
