@@ -91,6 +91,11 @@ PUBLISHED = {
         "loss": {"name": "ce"},
         "train": {"batch_size": 128, "optimizer": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "patience": 10},
     },
+    "sasrec_ml1m_sampled3000": {  # the same, SASRec+ 3000: 3000 uniform negatives per row outside its items
+        "model": {"name": "sasrec", "max_len": 200, "hidden": 64, "blocks": 2, "heads": 1, "dropout": 0.1},
+        "loss": {"name": "sampled_softmax", "num_negatives": 3000, "sampler": "uniform"},
+        "train": {"batch_size": 128, "optimizer": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "patience": 10},
+    },
 }
 
 
@@ -100,6 +105,12 @@ def test_reproductions_keep_the_published_setting(experiment):
     for group, expected in PUBLISHED[experiment].items():
         assert {key: config[group][key] for key in expected} == expected
     assert config["model"]["layer_norm"] == "sasrec"  # post-LN, the SASRec paper's placement
+
+
+def test_sampled3000_is_sasrec_plus_but_for_the_loss():
+    sampled = dataclasses.asdict(compose_config(["experiment=sasrec_ml1m_sampled3000"]))
+    full = dataclasses.asdict(compose_config(["experiment=sasrec_ml1m_ce"]))
+    assert sampled.pop("loss") != full.pop("loss") and sampled == full
 
 
 @pytest.mark.parametrize("path", sorted(CONF.glob("experiment/*.yaml")), ids=lambda p: p.stem)
