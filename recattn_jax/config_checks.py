@@ -193,7 +193,8 @@ def check_accuracy_levers(config: Config) -> None:
     scores, positions and init."""
     from recattn_jax.layers.embeddings import POSITIONS
     from recattn_jax.layers.transformer import ATTENTION_DROPOUTS, FEED_FORWARDS, RESIDUALS
-    from recattn_jax.losses import SAMPLERS
+    from recattn_jax.losses import SAMPLERS, passes_row_items
+    from recattn_jax.models import KINDS, ModelKind
     from recattn_jax.models.sasrec import INITS
     from recattn_jax.train.lr_schedule import LR_SCHEDULES
 
@@ -212,6 +213,13 @@ def check_accuracy_levers(config: Config) -> None:
         raise ConfigError(f"loss.sampler={loss.sampler!r}; choose one of {list(SAMPLERS)}")
     if loss.sampler != "in_batch" and loss.name != "sampled_softmax":
         raise ConfigError(f"loss.sampler={loss.sampler} applies to loss.name=sampled_softmax only, not {loss.name}")
+    if passes_row_items(loss) and KINDS.get(config.model.name) not in (None, ModelKind.DOT_PRODUCT):
+        lever = "loss.exclude_seen=true" if loss.exclude_seen else f"loss.sampler={loss.sampler}"
+        next_item = sorted(name for name, kind in KINDS.items() if kind is ModelKind.DOT_PRODUCT)
+        raise ConfigError(
+            f"{lever} needs the next-item loss over each row's items, which model.name={config.model.name} does not "
+            f"train with (it has its own objective); use one of {next_item}"
+        )
     m = config.model
     if m.ffn not in FEED_FORWARDS:
         raise ConfigError(f"model.ffn={m.ffn!r}; choose one of {list(FEED_FORWARDS)}")

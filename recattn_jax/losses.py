@@ -185,7 +185,8 @@ def row_negatives(
 
     The row's smallest-`count` of uniform keys, its own items keyed last: a uniform subset of its free items.
     A draw is one of the row's own items (free false) only where the row has fewer than `count` free items,
-    which `check_sampler_fits` refuses before a run."""
+    which `check_sampler_fits` refuses before a run. O(B x I) keys per step: made for catalogues of thousands to
+    tens of thousands of items, not millions."""
     b = row_items.shape[0]
     rows = jnp.arange(b)[:, None]
     taken = jnp.zeros((b, num_items + 1), bool).at[rows, row_items].set(True).at[:, 0].set(True)

@@ -107,6 +107,16 @@ def test_refusals(tiny_config):
     tiny_config.loss.sampler = "uniform"
     with pytest.raises(ConfigError, match="runs on one device only"):
         check_levers_fit_mesh(tiny_config)
+    check_config(tiny_config)
+    for name in ("bert4rec", "din"):  # their own objectives: no next-item loss over a row's items
+        own = dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, name=name))
+        with pytest.raises(
+            ConfigError, match=rf"loss.sampler=uniform .* model.name={name} .* \['attn_pool', 'gru4rec'"
+        ):
+            check_config(own)
+        own.loss = dataclasses.replace(own.loss, name="ce", sampler="in_batch", exclude_seen=True)
+        with pytest.raises(ConfigError, match=rf"loss.exclude_seen=true .* model.name={name}"):
+            check_config(own)
 
 
 def test_too_many_negatives_for_a_row_are_refused_with_the_numbers(tiny_config):
