@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                 # BCE and full CE, 3 timed epochs each
     python benchmarks/bench_train.py --losses bce --epochs 5 --data synthetic
+    python benchmarks/bench_train.py --experiments sasrec_ml1m_ce,sasrec_ml1m_sampled3000   # experiments as they are
 
 Compiles and warms up with one epoch first, then times whole epochs (median of repeats, each ended
 by `block_until_ready`). Appends a dated table to benchmarks/RESULTS.md and writes a CSV.
@@ -32,10 +33,13 @@ from recattn_jax.train.epoch import packs_positions, run_epoch
 from recattn_jax.train.step import build_training
 
 
-def reference_config(loss: str, data: str, backend: str):
+def reference_config(loss: str | None, data: str, backend: str, experiment: str = "sasrec_ml1m_bce"):
+    """`experiment` with the loss group `loss` (None: the experiment's own loss)."""
     register_configs()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        overrides = ["experiment=sasrec_ml1m_bce", f"loss={loss}", f"kernel={backend}"]
+        overrides = [f"experiment={experiment}", f"kernel={backend}"]
+        if loss is not None:
+            overrides.append(f"loss={loss}")
         if data != "ml1m":
             overrides.append(f"data={data}")
         return to_config(compose("config", overrides=overrides))
@@ -60,7 +64,8 @@ def time_epochs(config, split, epochs: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--losses", default="bce,ce")
+    parser.add_argument("--losses", default="bce,ce", help="loss groups on experiment=sasrec_ml1m_bce")
+    parser.add_argument("--experiments", default="", help="time these experiments with their own losses instead")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per loss (after one warm-up epoch)")
     parser.add_argument("--data", default="ml1m", help="ml1m (the reference) or synthetic")
     parser.add_argument("--backend", default="auto")
@@ -69,8 +74,12 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    for loss in args.losses.split(","):
-        config = reference_config(loss, args.data, args.backend)
+    if args.experiments:  # (label, loss group, experiment)
+        variants = [(name, None, name) for name in args.experiments.split(",")]
+    else:
+        variants = [(loss, loss, "sasrec_ml1m_bce") for loss in args.losses.split(",")]
+    for label, loss, experiment in variants:
+        config = reference_config(loss, args.data, args.backend, experiment)
         try:
             split = load_split(config.data)
         except DataError as e:
@@ -80,7 +89,7 @@ def main() -> None:
         rows.append(
             {
                 "data": args.data,
-                "loss": loss,
+                "loss": label,
                 "backend": args.backend,
                 "max_len": config.model.max_len,
                 "hidden": config.model.hidden,
@@ -105,13 +114,16 @@ def main() -> None:
             f"\n## bench_train.py — {env['date']}, commit {env['commit']}\n",
             f"Machine: {env['machine']}; device {env['device']}; python {env['python']}, jax {env['jax']}, "
             f"flax {env['flax']}, optax {env['optax']}.\n",
-            f"Command: `python benchmarks/bench_train.py --data {args.data} --epochs {args.epochs}`\n",
-            "| data | loss | max_len | hidden | batch | s/epoch (median) | epochs timed | sequences/s |",
-            "|---|---|---|---|---|---|---|---|",
+            f"Command: `python benchmarks/bench_train.py --data {args.data} --epochs {args.epochs}"
+            + (f" --experiments {args.experiments}`\n" if args.experiments else "`\n"),
+            "| data | loss (or experiment) | max_len | hidden | batch | s/epoch (median) | epochs timed | sequences/s "
+            f"| time vs {rows[0]['loss']} |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {r['data']} | {r['loss']} | {r['max_len']} | {r['hidden']} | {r['batch_size']} | "
-            f"{r['s_per_epoch_median']:.2f} | {r['s_per_epoch_all']} | {r['sequences_per_s']:.0f} |"
+            f"{r['s_per_epoch_median']:.2f} | {r['s_per_epoch_all']} | {r['sequences_per_s']:.0f} | "
+            f"{r['s_per_epoch_median'] / rows[0]['s_per_epoch_median']:.2f}x |"
             for r in rows
         ]
         with (ROOT / "benchmarks" / "RESULTS.md").open("a") as f:
