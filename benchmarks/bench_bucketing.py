@@ -53,7 +53,11 @@ def main() -> None:
         padded = padded_fraction(arrays, config.train.batch_size, config.model.max_len, bucketing, config.seed)
         layout = ParallelLayout.from_config(config, split.data.num_items)
         graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, layout=layout)
-        feed = {"layout": layout, "pack": packs_positions(config.loss, layout), "seen": passes_row_items(config.loss)}
+        feed = {
+            "layout": layout,
+            "pack": packs_positions(config.loss.name, layout),
+            "seen": passes_row_items(config.loss),
+        }
         seconds, losses = [], []
         for epoch in range(1, args.epochs + 1):
             started = time.perf_counter()

@@ -40,7 +40,7 @@ from recattn_jax.train.step import build_training
 def epoch_feeds(config, arrays, max_len: int) -> dict[str, list[dict]]:
     """Epoch 1's batches of the plain shuffle, at max_len ("padded") and cut ("cut"), as run_epoch feeds them."""
     rng = np.random.default_rng([config.seed, 1])
-    pack, seen = packs_positions(config.loss, None), passes_row_items(config.loss)
+    pack, seen = packs_positions(config.loss.name, None), passes_row_items(config.loss)
     feeds: dict[str, list[dict]] = {"padded": [], "cut": []}
     for idx, cut in training_batches(arrays, config.train.batch_size, max_len, rng, bucketing=False):
         for mode, length in (("padded", max_len), ("cut", cut)):

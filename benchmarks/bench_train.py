@@ -49,7 +49,11 @@ def time_epochs(config, split, epochs: int) -> list[float]:
     arrays = next_item_arrays(split.train_sequences, config.model.max_len)
     layout = ParallelLayout.from_config(config, split.data.num_items)
     _, state, train_step, _ = build_training(config, split.data.num_items, layout=layout)
-    feed = {"layout": layout, "pack": packs_positions(config.loss, layout), "seen": passes_row_items(config.loss)}
+    feed = {
+        "layout": layout,
+        "pack": packs_positions(config.loss.name, layout),
+        "seen": passes_row_items(config.loss),
+    }  # as train_and_evaluate does
     # compile + warm up
     state, losses = run_epoch(train_step, state, arrays, config.train, config.seed, 0, 10**9, **feed)
     jax.block_until_ready(losses)

@@ -8,19 +8,17 @@ import math
 import jax
 import numpy as np
 
-from recattn_jax.config import LossConfig, TrainConfig
+from recattn_jax.config import TrainConfig
 from recattn_jax.data.batches import step_positions
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.losses import PACKED_LOSSES
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
 
 
-def packs_positions(loss: LossConfig, layout: ParallelLayout | None) -> bool:
+def packs_positions(loss_name: str, layout: ParallelLayout | None) -> bool:
     """Whether batches carry their target positions: one device (no layout), a loss that is a mean over
-    independent positions (the mesh's sharded CE and the uniform sampler's per-row negatives keep the [B, L]
-    layout)."""
-    per_row = loss.name == "sampled_softmax" and loss.sampler == "uniform"
-    return loss.name in PACKED_LOSSES and not per_row and layout is None
+    positions (the mesh's sharded CE keeps the [B, L] layout)."""
+    return loss_name in PACKED_LOSSES and layout is None
 
 
 def planned_steps(train: TrainConfig, num_rows: int) -> int:

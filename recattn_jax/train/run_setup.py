@@ -112,7 +112,7 @@ def prepare_run(config: Config, workdir: str | Path) -> tuple[RunSetup, nnx.Stat
         eval_sets=eval_sets,
         graphdef=graphdef,
         train_step=train_step,
-        pack=packs_positions(config.loss, layout),
+        pack=packs_positions(config.loss.name, layout),
         evaluator=Evaluator(model_graphdef, config.eval, layout),
         finite_check=FiniteCheck(graphdef, split, max_len, config.train.lr),
     )

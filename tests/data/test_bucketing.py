@@ -49,7 +49,7 @@ def test_bucketed_training_steps(tiny_config):
     tiny_config.train.bucketing = True
     split, arrays = arrays_of(tiny_config)
     _, state, step, _ = build_training(tiny_config, split.data.num_items)
-    pack = packs_positions(tiny_config.loss, None)
+    pack = packs_positions(tiny_config.loss.name, None)
     _, losses = run_epoch(step, state, arrays, tiny_config.train, tiny_config.seed, epoch=1, max_steps=2, pack=pack)
     assert len(losses) == 2 and np.all(np.isfinite(jax.device_get(losses)))
 

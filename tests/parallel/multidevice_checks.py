@@ -152,7 +152,7 @@ def check_sharded_train_step():
 
 def _epoch(config, step, state, arrays, lay, max_steps):
     """The first `max_steps` steps of epoch 1, with the batches placed and packed as train_and_evaluate does."""
-    pack = packs_positions(config.loss, lay)
+    pack = packs_positions(config.loss.name, lay)
     return run_epoch(step, state, arrays, config.train, config.seed, 1, max_steps, layout=lay, pack=pack)
 
 

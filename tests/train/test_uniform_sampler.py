@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from recattn_jax.config_checks import check_config, check_levers_fit_mesh, check_sampler_fits
+from recattn_jax.data.batches import target_positions
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import ConfigError
 from recattn_jax.losses import next_item_loss, row_negatives, uniform_sampled_softmax
-from recattn_jax.train.epoch import packs_positions
 from recattn_jax.train.loop import train_and_evaluate
 
 
@@ -64,13 +64,16 @@ def test_row_negatives_draw_every_free_item_equally():
     assert np.all(np.abs(counts[free] - 4000 * 5 / len(free)) < 150)
 
 
-def test_every_free_item_as_a_negative_is_the_dense_softmax_over_free_items():
+@pytest.mark.parametrize("chunk", [128, 8])  # 8 < 31 items: the scan over several item chunks
+def test_every_free_item_as_a_negative_is_the_dense_softmax_over_free_items(chunk):
     hidden, table, targets, seen = distinct_rows(3)
     free = table.shape[0] - 1 - (targets.shape[1] + 1)
     want = grads(lambda h, t: dense_free_softmax(h, t, targets, seen), hidden, table)
     for count in (free, free + 3):  # free + 3: the draws past the free items are the row's own, masked out
         got = grads(
-            lambda h, t, c=count: uniform_sampled_softmax(h, t, targets, seen, jax.random.key(4), c), hidden, table
+            lambda h, t, c=count: uniform_sampled_softmax(h, t, targets, seen, jax.random.key(4), c, chunk=chunk),
+            hidden,
+            table,
         )
         np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
         for g, w in zip(got[1], want[1], strict=True):
@@ -132,10 +135,22 @@ def test_too_many_negatives_for_a_row_are_refused_with_the_numbers(tiny_config):
     check_sampler_fits(dataclasses.replace(tiny_config, loss=loss), split)
 
 
-def test_a_run_with_the_uniform_sampler_keeps_the_rows_layout(tiny_config, tmp_path):
+def test_packed_positions_equal_the_unpacked():
+    """The draws depend on the rows, not on which positions are scored."""
+    hidden, table, targets, seen = distinct_rows(6, b=4, length=12, items=60)
+    targets = targets.at[:, :3].set(0)  # left padding, as a batch has it
+    positions = jnp.asarray(target_positions(np.asarray(targets), quantum=7))
+    loss = next_item_loss("sampled_softmax", 20, sampler="uniform")
+    key = jax.random.key(2)
+    packed = grads(lambda h, t: loss(h, t, targets, key, positions=positions, seen=seen), hidden, table)
+    unpacked = grads(lambda h, t: loss(h, t, targets, key, seen=seen), hidden, table)
+    np.testing.assert_allclose(packed[0], unpacked[0], rtol=1e-6)
+    for g, w in zip(packed[1], unpacked[1], strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+
+
+def test_a_run_with_the_uniform_sampler(tiny_config, tmp_path):
     tiny_config.loss.name, tiny_config.loss.sampler, tiny_config.loss.num_negatives = "sampled_softmax", "uniform", 30
-    assert not packs_positions(tiny_config.loss, None)  # per-row negatives: no packed positions
-    assert packs_positions(dataclasses.replace(tiny_config.loss, sampler="in_batch"), None)
     results = train_and_evaluate(tiny_config, tmp_path)
     assert results["steps"] == 2 and np.isfinite(results["train_loss"])
     assert np.isfinite(results["test"]["full"]["NDCG@10"])
