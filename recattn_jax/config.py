@@ -76,7 +76,7 @@ class LossConfig:
     name: str = "ce"  # ce: full softmax CE | bce: binary CE, sampled negatives | sampled_softmax | gbce
     num_negatives: int = 1
     gbce_t: float = 0.75  # gbce: calibration t in [0, 1] (0 = plain BCE, 1 = fully calibrated)
-    logq_correction: bool = True  # sampled_softmax: subtract log(K q) of the in-batch sampler
+    logq_correction: bool = True  # sampled_softmax, in_batch: subtract log(K q) (uniform: q is constant, no term)
     # sampled_softmax's negatives: in_batch (the batch's targets, popularity-distributed) | uniform (num_negatives
     # distinct items per row, outside the row's items, shared by its positions: K&V's SASRec+ 3000)
     sampler: str = "in_batch"

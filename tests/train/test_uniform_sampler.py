@@ -55,13 +55,45 @@ def test_row_negatives_are_distinct_items_outside_the_row():
 
 def test_row_negatives_draw_every_free_item_equally():
     """4,000 draws of 5 of a row's 25 free items: each free item 800 times in expectation (sd about 25)."""
-    row_items = jnp.asarray([[3, 9, 9, 17, 30, 0]], jnp.int32)  # 4 distinct items of 1..29 taken
+    row_items = jnp.asarray([[3, 9, 9, 17, 29, 0]], jnp.int32)  # 4 distinct items of 1..29 taken, and padding
     draw = jax.jit(jax.vmap(lambda key: row_negatives(key, row_items, 29, 5)[0][0]))
     counts = np.bincount(np.asarray(draw(jax.random.split(jax.random.key(2), 4000))).ravel(), minlength=30)
-    free = np.setdiff1d(np.arange(1, 30), [3, 9, 17])
-    free = free[free != 30]
-    assert counts[[0, 3, 9, 17]].sum() == 0
+    free = np.setdiff1d(np.arange(1, 30), [3, 9, 17, 29])
+    assert len(free) == 25 and counts[[0, 3, 9, 17, 29]].sum() == 0
     assert np.all(np.abs(counts[free] - 4000 * 5 / len(free)) < 150)
+
+
+def dense_softmax_over(hidden, table, targets, negatives):
+    """Materialised logits; every position of row b: its target and the items negatives[b]."""
+    logits = jnp.einsum("bld,id->bli", hidden, table)
+    rows = jnp.arange(targets.shape[0])[:, None]
+    drawn = jnp.zeros((targets.shape[0], table.shape[0]), bool).at[rows, negatives].set(True)
+    candidate = drawn[:, None, :] | (jnp.arange(table.shape[0]) == targets[..., None])
+    logits = jnp.where(candidate, logits, -jnp.inf)
+    nll = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
+    mask = targets != 0
+    return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.sum(mask)
+
+
+@pytest.mark.parametrize("chunk", [128, 16])
+def test_fewer_negatives_than_free_items_are_the_rows_draws(chunk):
+    """12 of a row's 48 free items: the loss is the softmax over each position's target and exactly the row's
+    draws from `row_negatives` with the same key, shared by the row's positions (repeats and padding too)."""
+    rng = np.random.default_rng(7)
+    b, length, items = 3, 9, 60
+    seq = rng.integers(1, 13, (b, length + 1)) + np.arange(b)[:, None] * 13  # repeats within a row
+    seq[0, :3] = 0  # left padding
+    hidden = jnp.asarray(rng.normal(size=(b, length, 8)), jnp.float32)
+    table = jnp.asarray(rng.normal(size=(items + 1, 8)), jnp.float32)
+    targets, seen = jnp.asarray(seq[:, 1:], jnp.int32), jnp.asarray(seq[:, :-1], jnp.int32)
+    key = jax.random.key(9)
+    negatives, free = row_negatives(key, jnp.concatenate([seen, targets], axis=1), items, 12)
+    assert bool(free.all())
+    want = grads(lambda h, t: dense_softmax_over(h, t, targets, negatives), hidden, table)
+    got = grads(lambda h, t: uniform_sampled_softmax(h, t, targets, seen, key, 12, chunk=chunk), hidden, table)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for g, w in zip(got[1], want[1], strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("chunk", [128, 8])  # 8 < 31 items: the scan over several item chunks
