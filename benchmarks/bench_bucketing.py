@@ -30,9 +30,8 @@ from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.bucketing import padded_fraction
 from recattn_jax.data.load import load_split
 from recattn_jax.eval.ranking import Evaluator, build_eval_set
-from recattn_jax.losses import passes_row_items
 from recattn_jax.parallel.mesh import ParallelLayout
-from recattn_jax.train.epoch import packs_positions, run_epoch
+from recattn_jax.train.epoch import epoch_options, run_epoch
 from recattn_jax.train.step import build_training
 
 
@@ -53,11 +52,7 @@ def main() -> None:
         padded = padded_fraction(arrays, config.train.batch_size, config.model.max_len, bucketing, config.seed)
         layout = ParallelLayout.from_config(config, split.data.num_items)
         graphdef, state, train_step, model_graphdef = build_training(config, split.data.num_items, layout=layout)
-        feed = {
-            "layout": layout,
-            "pack": packs_positions(config.loss.name, layout),
-            "seen": passes_row_items(config.loss),
-        }
+        feed = epoch_options(config.loss, layout)  # as train_and_evaluate does
         seconds, losses = [], []
         for epoch in range(1, args.epochs + 1):
             started = time.perf_counter()

@@ -27,29 +27,21 @@ from hydra import compose, initialize_config_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.env_info import ROOT, environment
+from benchmarks.env_info import ROOT, environment, with_step_fields
 from recattn_jax.config import register_configs, to_config
-from recattn_jax.data.batches import next_item_arrays, step_positions
+from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.bucketing import training_batches
 from recattn_jax.data.load import load_split
-from recattn_jax.losses import passes_row_items
-from recattn_jax.train.epoch import packs_positions
 from recattn_jax.train.step import build_training
 
 
 def epoch_feeds(config, arrays, max_len: int) -> dict[str, list[dict]]:
     """Epoch 1's batches of the plain shuffle, at max_len ("padded") and cut ("cut"), as run_epoch feeds them."""
     rng = np.random.default_rng([config.seed, 1])
-    pack, seen = packs_positions(config.loss.name, None), passes_row_items(config.loss)
     feeds: dict[str, list[dict]] = {"padded": [], "cut": []}
     for idx, cut in training_batches(arrays, config.train.batch_size, max_len, rng, bucketing=False):
         for mode, length in (("padded", max_len), ("cut", cut)):
-            batch = arrays.batch(idx, length)
-            if pack:
-                batch["positions"] = step_positions(batch["targets"])
-            if seen:
-                batch["seen"] = batch["inputs"]
-            feeds[mode].append(jax.device_put(batch))
+            feeds[mode].append(jax.device_put(with_step_fields(config, arrays.batch(idx, length))))
     return feeds
 
 

@@ -27,9 +27,8 @@ from recattn_jax.config import register_configs, to_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
 from recattn_jax.errors import DataError
-from recattn_jax.losses import passes_row_items
 from recattn_jax.parallel.mesh import ParallelLayout
-from recattn_jax.train.epoch import packs_positions, run_epoch
+from recattn_jax.train.epoch import epoch_options, run_epoch
 from recattn_jax.train.step import build_training
 
 
@@ -49,11 +48,7 @@ def time_epochs(config, split, epochs: int) -> list[float]:
     arrays = next_item_arrays(split.train_sequences, config.model.max_len)
     layout = ParallelLayout.from_config(config, split.data.num_items)
     _, state, train_step, _ = build_training(config, split.data.num_items, layout=layout)
-    feed = {
-        "layout": layout,
-        "pack": packs_positions(config.loss.name, layout),
-        "seen": passes_row_items(config.loss),
-    }  # as train_and_evaluate does
+    feed = epoch_options(config.loss, layout)  # as train_and_evaluate does
     # compile + warm up
     state, losses = run_epoch(train_step, state, arrays, config.train, config.seed, 0, 10**9, **feed)
     jax.block_until_ready(losses)

@@ -62,3 +62,18 @@ def experiment_split(experiment: str, overrides: tuple[str, ...] | list[str] = (
     except DataError as e:
         print(f"skipped: {e} (ML-1M is read from ../shared/data/ml-1m)")
         return None
+
+
+def with_step_fields(config, batch: dict) -> dict:
+    """A host batch with what run_epoch adds on one device (train/epoch.py: `epoch_options`): packed target
+    positions for a loss over positions, and the rows' items as `seen` for a loss that leaves them out
+    (loss.exclude_seen, loss.sampler=uniform)."""
+    from recattn_jax.data.batches import step_positions
+    from recattn_jax.train.epoch import epoch_options
+
+    options = epoch_options(config.loss, None)
+    if options["pack"]:
+        batch["positions"] = step_positions(batch["targets"])
+    if options["seen"]:
+        batch["seen"] = batch["inputs"]
+    return batch

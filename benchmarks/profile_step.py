@@ -33,10 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.env_info import environment, experiment_split
-from recattn_jax.data.batches import next_item_arrays, step_positions
+from benchmarks.env_info import environment, experiment_split, with_step_fields
+from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.bucketing import training_batches
-from recattn_jax.losses import PACKED_LOSSES, passes_row_items
 from recattn_jax.train.step import build_training
 
 # first match wins: (category, rule over the frames' "file:function" chain and the op name)
@@ -172,16 +171,6 @@ def epoch_batches(config, arrays, epoch: int) -> list[dict]:
     for idx, length in training_batches(arrays, config.train.batch_size, arrays.max_len, rng, config.train.bucketing):
         out.append(with_step_fields(config, arrays.batch(idx, length)))
     return out
-
-
-def with_step_fields(config, batch: dict) -> dict:
-    """`batch` with what run_epoch adds on one device: packed target positions for a loss over positions, and
-    the rows' items as `seen` for a loss that leaves them out (loss.exclude_seen, loss.sampler=uniform)."""
-    if config.loss.name in PACKED_LOSSES:
-        batch["positions"] = step_positions(batch["targets"])
-    if passes_row_items(config.loss):
-        batch["seen"] = batch["inputs"]
-    return batch
 
 
 def time_epoch(experiment: str, config, arrays, state, step) -> int:

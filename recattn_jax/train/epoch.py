@@ -8,10 +8,10 @@ import math
 import jax
 import numpy as np
 
-from recattn_jax.config import TrainConfig
+from recattn_jax.config import LossConfig, TrainConfig
 from recattn_jax.data.batches import step_positions
 from recattn_jax.data.bucketing import training_batches
-from recattn_jax.losses import PACKED_LOSSES
+from recattn_jax.losses import PACKED_LOSSES, passes_row_items
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement
 
 
@@ -19,6 +19,12 @@ def packs_positions(loss_name: str, layout: ParallelLayout | None) -> bool:
     """Whether batches carry their target positions: one device (no layout), a loss that is a mean over
     positions (the mesh's sharded CE keeps the [B, L] layout)."""
     return loss_name in PACKED_LOSSES and layout is None
+
+
+def epoch_options(loss: LossConfig, layout: ParallelLayout | None) -> dict:
+    """run_epoch's `layout`, `pack` and `seen` keywords for a run of `loss` on `layout`, as a training run
+    passes them."""
+    return {"layout": layout, "pack": packs_positions(loss.name, layout), "seen": passes_row_items(loss)}
 
 
 def planned_steps(train: TrainConfig, num_rows: int) -> int:

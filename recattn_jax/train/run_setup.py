@@ -26,7 +26,7 @@ from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.parallel.mesh import ParallelLayout
 from recattn_jax.train.divergence import FiniteCheck
 from recattn_jax.train.ema import with_averaged_weights
-from recattn_jax.train.epoch import packs_positions, planned_steps
+from recattn_jax.train.epoch import epoch_options, planned_steps
 from recattn_jax.train.memory import explain_out_of_memory
 from recattn_jax.train.run_dir import (
     check_same_data,
@@ -49,6 +49,7 @@ class RunSetup:
     graphdef: nnx.GraphDef  # of (model, optimizer)
     train_step: Callable
     pack: bool  # batches carry their target positions (`packs_positions`)
+    seen: bool  # batches carry the rows' items for the loss (`losses.passes_row_items`)
     evaluator: Evaluator
     finite_check: FiniteCheck
 
@@ -107,12 +108,11 @@ def prepare_run(config: Config, workdir: str | Path) -> tuple[RunSetup, nnx.Stat
         config=config,
         workdir=workdir,
         split=split,
-        layout=layout,
         arrays=arrays,
         eval_sets=eval_sets,
         graphdef=graphdef,
         train_step=train_step,
-        pack=packs_positions(config.loss.name, layout),
+        **epoch_options(config.loss, layout),
         evaluator=Evaluator(model_graphdef, config.eval, layout),
         finite_check=FiniteCheck(graphdef, split, max_len, config.train.lr),
     )

@@ -20,7 +20,6 @@ from flax import nnx
 from tqdm import tqdm
 
 from recattn_jax.config import TrainConfig
-from recattn_jax.losses import passes_row_items
 from recattn_jax.parallel.distributed import is_primary
 from recattn_jax.train.checkpoint import LatestCheckpoint
 from recattn_jax.train.divergence import check_losses
@@ -192,7 +191,7 @@ def train_segment(
         start=pos.epoch_step,
         layout=run.layout,
         pack=run.pack,
-        seen=passes_row_items(run.config.loss),
+        seen=run.seen,
         stop_requested=stop_requested,
     )
     if not losses:
