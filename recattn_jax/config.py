@@ -134,7 +134,7 @@ class EvalConfig:
 
 @dataclasses.dataclass
 class KernelConfig:
-    backend: str = "auto"  # auto | reference | triton | interpret
+    backend: str = "auto"  # auto | reference | xla | triton | interpret (kernels/README.md)
 
 
 @dataclasses.dataclass
