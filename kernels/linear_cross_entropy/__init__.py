@@ -63,8 +63,7 @@ def linear_lse_and_target_logit(
     lse_p = logsumexp over rows lo <= i < hi of hidden_p . table_i (-inf when the range is empty), and
     hidden_p . table_{targets_p} where has_target_p (else 0). `candidates` = (lo, hi) may be traced
     (e.g. from `jax.lax.axis_index` in a shard_map). A CE over item-sharded tables combines the shards:
-    nll = logsumexp_shards(lse) - sum_shards(target logit) (tested in tests/kernels; recattn_jax.parallel.sharded_ce
-    does not use this op yet: it builds each shard's logits).
+    nll = logsumexp_shards(lse) - sum_shards(target logit) (see recattn_jax.parallel.sharded_ce).
     """
     _check_shapes(hidden, table, targets, chunk)
     has_target = jnp.asarray(has_target, bool)

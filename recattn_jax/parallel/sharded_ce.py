@@ -1,8 +1,9 @@
-"""Full softmax cross-entropy from item-sharded logits, without gathering the item table.
+"""Full softmax cross-entropy over an item-sharded table, without gathering the table or building its logits.
 
-Each `model` shard scores its rows of the table, takes its own max and sum of exponentials, and the
-shards combine them (pmax, psum) into the global log-sum-exp; the target logit comes from the one
-shard that holds the target's row. Rows 0 (padding) and > I (mesh padding) are never candidates.
+Each `model` shard takes the log-sum-exp of its rows of the table through the chunked linear-CE op
+(`kernels.linear_lse_and_target_logit`, never a shard's [b, L, R] logits), and the shards combine them
+(pmax, psum) into the global log-sum-exp; the target logit comes from the one shard that holds the
+target's row. Rows 0 (padding) and > I (mesh padding) are never candidates.
 Axis legend: B batch, L positions, D model dim, R item rows of one shard.
 """
 
@@ -13,28 +14,36 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int
 
+import kernels
 from recattn_jax.config import LossConfig
 from recattn_jax.losses import next_item_loss
 from recattn_jax.parallel.mesh import ParallelLayout
 
 
 def _local_nll(hidden, table, targets, num_items: int):
-    """Per-position NLL on one (data, model) shard, combined over `model`: [b, L]."""
+    """Per-position NLL on one (data, model) shard, combined over `model`: [b, L].
+
+    This shard's log-sum-exp over its candidate rows and its target logits come from
+    `kernels.linear_lse_and_target_logit` (item chunks, never the [b, L, R] logits); the shards' log-sum-exps
+    combine by pmax / psum and the one shard that holds a target's row gives its logit."""
+    b, length, dim = hidden.shape
     rows = table.shape[0]
     offset = jax.lax.axis_index("model") * rows  # global id of this shard's first row
-    ids = offset + jnp.arange(rows)
-    logits = jnp.einsum("bld,rd->blr", hidden, table, preferred_element_type=jnp.float32)
-    logits = jnp.where((ids == 0) | (ids > num_items), -jnp.inf, logits)  # padding and mesh-pad rows
-    # the max only stabilises the exponentials: no gradient through it (pmax has none)
-    local_max = jax.lax.stop_gradient(jnp.max(logits, axis=-1))
-    global_max = jax.lax.pmax(local_max, "model")
-    sum_exp = jax.lax.psum(jnp.sum(jnp.exp(logits - global_max[..., None]), axis=-1), "model")
-    lse = global_max + jnp.log(sum_exp)
-    local = targets - offset
-    here = (local >= 0) & (local < rows)
-    picked = jnp.take_along_axis(logits, jnp.clip(local, 0, rows - 1)[..., None], axis=-1)[..., 0]
-    target_logit = jax.lax.psum(jnp.where(here & (targets != 0), picked, 0.0), "model")
-    return lse - target_logit
+    local = targets.reshape(-1) - offset
+    here = (targets.reshape(-1) != 0) & (local >= 0) & (local < rows)
+    # global rows 1..num_items are items: padding (0) and mesh-pad rows (> num_items) never compete; a shard
+    # of mesh padding alone has no candidate and gives lse = -inf, which adds nothing below
+    candidates = (jnp.clip(1 - offset, 0, rows), jnp.clip(num_items + 1 - offset, 0, rows))
+    # the op's custom VJP needs its inputs typed as varying over both mesh axes, as its outputs are; the casts'
+    # transposes sum the shards' partial gradients (hidden's over `model`, the table's over `data`)
+    hidden = jax.lax.pcast(hidden.reshape(-1, dim), "model", to="varying")
+    table = jax.lax.pcast(table, "data", to="varying")
+    lse, target_logit = kernels.linear_lse_and_target_logit(
+        hidden, table, jnp.clip(local, 0, rows - 1), has_target=here, candidates=candidates
+    )
+    top = jax.lax.pmax(jax.lax.stop_gradient(lse), "model")  # only stabilises the exponentials
+    total = top + jnp.log(jax.lax.psum(jnp.exp(lse - top), "model"))
+    return (total - jax.lax.psum(target_logit, "model")).reshape(b, length)
 
 
 def sharded_cross_entropy(layout: ParallelLayout):
