@@ -239,12 +239,12 @@ def check_accuracy_levers(config: Config) -> None:
 
 
 def check_levers_fit_mesh(config: Config) -> None:
-    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py), which has neither option; the
-    sampled softmax draws from the batch's targets only."""
-    if config.loss.temperature != 1.0 or config.loss.exclude_seen:
+    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py), which has loss.temperature but not
+    loss.exclude_seen; the sampled softmax draws from the batch's targets only."""
+    if config.loss.exclude_seen:
         raise ConfigError(
-            "loss.temperature and loss.exclude_seen run on one device only (the mesh's item-sharded CE has "
-            "neither); set mesh.data=1 mesh.model=1 or drop them"
+            "loss.exclude_seen runs on one device only (the mesh's item-sharded CE scores every item); set "
+            "mesh.data=1 mesh.model=1 or loss.exclude_seen=false"
         )
     if config.loss.sampler != "in_batch":
         raise ConfigError(

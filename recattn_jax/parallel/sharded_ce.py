@@ -46,8 +46,9 @@ def _local_nll(hidden, table, targets, num_items: int):
     return (total - jax.lax.psum(target_logit, "model")).reshape(b, length)
 
 
-def sharded_cross_entropy(layout: ParallelLayout):
-    """f(hidden, table, targets, rng) -> scalar, equal to `full_cross_entropy` on the unpadded table."""
+def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0):
+    """f(hidden, table, targets, rng) -> scalar, equal to `full_cross_entropy` (with `temperature`: of the
+    logits / temperature) on the unpadded table."""
     num_items = layout.num_items
 
     def per_shard(hidden, table, targets):
@@ -66,6 +67,8 @@ def sharded_cross_entropy(layout: ParallelLayout):
 
     def loss(hidden: Float[Array, "B L D"], table: Float[Array, "I D"], targets: Int[Array, "B L"], rng: Array):
         del rng
+        if temperature != 1.0:
+            hidden = hidden / temperature  # (hidden / T) . item = logit / T
         return sharded(hidden, layout.fit_rows(table), targets)
 
     return loss
@@ -74,7 +77,7 @@ def sharded_cross_entropy(layout: ParallelLayout):
 def sharded_next_item_loss(config: LossConfig, layout: ParallelLayout):
     """`loss.name` on a mesh: CE from sharded logits; BCE on the unpadded rows (negatives never mesh pad)."""
     if config.name == "ce":
-        return sharded_cross_entropy(layout)
+        return sharded_cross_entropy(layout, config.temperature)
     base = next_item_loss(
         config.name, config.num_negatives, gbce_t=config.gbce_t, logq_correction=config.logq_correction
     )

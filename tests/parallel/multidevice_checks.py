@@ -65,6 +65,15 @@ def check_sharded_ce():
     assert not np.any(np.asarray(g[1][NUM_ITEMS + 1 :])), "mesh-pad rows got a gradient"
     hlo = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1))).lower(h, t).compile().as_text()
     assert "all-gather" not in hlo, "the item table was gathered"
+    # loss.temperature: the CE of logits / T, as on one device
+    cool = sharded_cross_entropy(lay, temperature=0.3)
+    np.testing.assert_allclose(
+        jax.jit(lambda h, t: cool(h, t, targets, None))(h, t),
+        full_cross_entropy(hidden, table, targets, None, temperature=0.3),
+        rtol=1e-6,
+    )
+    g_ref = jax.grad(lambda h: full_cross_entropy(h, table, targets, None, temperature=0.3))(hidden)
+    np.testing.assert_allclose(jax.jit(jax.grad(lambda h: cool(h, t, targets, None)))(h), g_ref, atol=1e-6)
 
 
 def _scoring_inputs(users=8, dim=16, history=7):
