@@ -239,13 +239,8 @@ def check_accuracy_levers(config: Config) -> None:
 
 
 def check_levers_fit_mesh(config: Config) -> None:
-    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py), which has loss.temperature but not
-    loss.exclude_seen; the sampled softmax draws from the batch's targets only."""
-    if config.loss.exclude_seen:
-        raise ConfigError(
-            "loss.exclude_seen runs on one device only (the mesh's item-sharded CE scores every item); set "
-            "mesh.data=1 mesh.model=1 or loss.exclude_seen=false"
-        )
+    """On a mesh the CE is the item-sharded one (parallel/sharded_ce.py, with loss.temperature and
+    loss.exclude_seen); the sampled softmax draws from the batch's targets only."""
     if config.loss.sampler != "in_batch":
         raise ConfigError(
             f"loss.sampler={config.loss.sampler} runs on one device only; set mesh.data=1 mesh.model=1 or "

@@ -85,21 +85,50 @@ def _slot_masked_cross_entropy(
     if temperature != 1.0:
         hidden = hidden / temperature
     b, length, dim = hidden.shape
-    items = table.shape[0]
-    num_chunks = first_slot.shape[1] // chunk
     row_of, slot_of = jnp.divmod(jnp.arange(b * length), length)  # each flat position's row and slot
     flat_hidden, flat_targets = hidden.reshape(-1, dim), targets.reshape(-1)  # [B, L, D] -> [B*L, D]
     if positions is not None:
         flat_hidden, flat_targets = flat_hidden[positions], flat_targets[positions]
         row_of, slot_of = row_of[positions], slot_of[positions]
     mask = flat_targets != 0
+    running_max, running_sum = slot_masked_sums(
+        flat_hidden, table, flat_targets, first_slot, row_of, slot_of, chunk, end=table.shape[0]
+    )
+    lse = running_max + jnp.log(jnp.where(mask, running_sum, 1.0))  # the target is a candidate: sum > 0
+    target_rows = table[flat_targets].astype(jnp.float32)
+    target_logit = jnp.einsum("pd,pd->p", flat_hidden.astype(jnp.float32), target_rows)
+    return masked_mean(jnp.where(mask, lse - target_logit, 0.0), mask)
+
+
+def slot_masked_sums(
+    flat_hidden: Float[Array, "P D"],
+    table: Float[Array, "R D"],
+    flat_targets: Int[Array, " P"],
+    first_slot: Int[Array, "B C"],
+    row_of: Int[Array, " P"],
+    slot_of: Int[Array, " P"],
+    chunk: int,
+    *,
+    end: int,
+    offset: int | Array = 0,
+    vary=None,
+) -> tuple[Float[Array, " P"], Float[Array, " P"]]:
+    """(max, sum of exp(logit - max)) per position over the candidates among `table`'s rows, whose global ids
+    are offset + row: ids in [1, end), less the items i of the position's row b with first_slot[b, i - offset]
+    <= its slot, but its target, which always stays. `first_slot` spans the rows rounded up to whole chunks (C).
+    A scan over chunks of `chunk` rows, each rematerialised in the backward; max is -inf and sum 0 where a
+    position has no candidate (a shard of padding only). `vary`: inside `shard_map`, casts the scan's initial
+    carry to the mesh axes its outputs vary over."""
+    b = first_slot.shape[0]
+    rows, dim = table.shape
+    num_chunks = first_slot.shape[1] // chunk
 
     def step(carry, xs):
         running_max, running_sum = carry
         table_chunk, slot_chunk, first_id = xs  # [K, D], [B, K]
-        ids = first_id + jnp.arange(chunk)
+        ids = offset + first_id + jnp.arange(chunk)
         excluded = (slot_chunk[row_of] <= slot_of[:, None]) & (ids[None] != flat_targets[:, None])  # [P, K]
-        candidate = (ids >= 1) & (ids < items) & ~excluded
+        candidate = (ids >= 1) & (ids < end) & (first_id + jnp.arange(chunk) < rows) & ~excluded
         logits = jnp.einsum("pd,kd->pk", flat_hidden, table_chunk, preferred_element_type=jnp.float32)
         logits = jnp.where(candidate, logits, -jnp.inf)
         new_max = jax.lax.stop_gradient(jnp.maximum(running_max, jnp.max(logits, axis=-1)))
@@ -107,15 +136,14 @@ def _slot_masked_cross_entropy(
         running_sum = running_sum * jnp.exp(running_max - shift) + jnp.sum(jnp.exp(logits - shift[:, None]), -1)
         return (new_max, running_sum), None
 
-    padded = jnp.pad(table, ((0, num_chunks * chunk - items), (0, 0))).reshape(num_chunks, chunk, dim)
+    padded = jnp.pad(table, ((0, num_chunks * chunk - rows), (0, 0))).reshape(num_chunks, chunk, dim)
     slots = first_slot.reshape(b, num_chunks, chunk).transpose(1, 0, 2)  # [B, C*K] -> [C, B, K]
-    init = (jnp.full(mask.shape, -jnp.inf, jnp.float32), jnp.zeros(mask.shape, jnp.float32))
+    init = (jnp.full(flat_targets.shape, -jnp.inf, jnp.float32), jnp.zeros(flat_targets.shape, jnp.float32))
+    if vary is not None:
+        init = tuple(vary(x) for x in init)
     xs = (padded, slots, jnp.arange(num_chunks) * chunk)
     (running_max, running_sum), _ = jax.lax.scan(jax.checkpoint(step), init, xs)
-    lse = running_max + jnp.log(jnp.where(mask, running_sum, 1.0))  # the target is a candidate: sum > 0
-    target_rows = table[flat_targets].astype(jnp.float32)
-    target_logit = jnp.einsum("pd,pd->p", flat_hidden.astype(jnp.float32), target_rows)
-    return masked_mean(jnp.where(mask, lse - target_logit, 0.0), mask)
+    return running_max, running_sum
 
 
 def sample_negatives(

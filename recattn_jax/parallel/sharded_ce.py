@@ -15,8 +15,10 @@ from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int
 
 import kernels
+from kernels.linear_cross_entropy import DEFAULT_CHUNK
 from recattn_jax.config import LossConfig
-from recattn_jax.losses import next_item_loss
+from recattn_jax.errors import ConfigError
+from recattn_jax.losses import next_item_loss, slot_masked_sums
 from recattn_jax.parallel.mesh import ParallelLayout
 
 
@@ -46,30 +48,85 @@ def _local_nll(hidden, table, targets, num_items: int):
     return (total - jax.lax.psum(target_logit, "model")).reshape(b, length)
 
 
-def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0):
+def _local_unseen_nll(hidden, table, targets, seen, num_items: int, chunk: int):
+    """`_local_nll` whose softmax at slot t of row b leaves out the items of seen[b, :t+1] (the row's earlier
+    items) but the target, as `losses.unseen_cross_entropy` on one device: [b, L]."""
+    b, length, dim = hidden.shape
+    rows = table.shape[0]
+    offset = jax.lax.axis_index("model") * rows  # global id of this shard's first row
+    # first_slot[b, r]: the first slot of this shard's row r among row b's inputs, `length` where absent
+    local_seen = seen - offset
+    on_shard = (seen != 0) & (local_seen >= 0) & (local_seen < rows)
+    width = -(-rows // chunk) * chunk  # whole chunks
+    slots = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), seen.shape)
+    first_slot = jnp.full((b, width), length, jnp.int32)
+    first_slot = first_slot.at[jnp.arange(b)[:, None], jnp.where(on_shard, local_seen, width)].min(slots, mode="drop")
+    row_of, slot_of = jnp.divmod(jnp.arange(b * length), length)
+    flat_hidden, flat_targets = hidden.reshape(-1, dim), targets.reshape(-1)
+    running_max, running_sum = slot_masked_sums(
+        flat_hidden,
+        table,
+        flat_targets,
+        first_slot,
+        row_of,
+        slot_of,
+        chunk,
+        end=num_items + 1,
+        offset=offset,
+        vary=lambda x: jax.lax.pcast(x, ("data", "model"), to="varying"),
+    )
+    has = running_sum > 0  # a shard may hold none of a position's candidates (mesh padding only)
+    lse = jnp.where(has, running_max + jnp.log(jnp.where(has, running_sum, 1.0)), -jnp.inf)
+    top = jax.lax.pmax(jax.lax.stop_gradient(lse), "model")
+    top = jnp.where(jnp.isneginf(top), 0.0, top)
+    total = jax.lax.psum(jnp.exp(lse - top), "model")
+    total = top + jnp.log(jnp.where(total > 0, total, 1.0))
+    local = flat_targets - offset
+    here = (flat_targets != 0) & (local >= 0) & (local < rows)
+    picked = jnp.einsum(
+        "pd,pd->p", flat_hidden, table[jnp.clip(local, 0, rows - 1)], preferred_element_type=jnp.float32
+    )
+    target_logit = jax.lax.psum(jnp.where(here, picked, 0.0), "model")
+    return (total - target_logit).reshape(b, length)
+
+
+def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0, exclude_seen: bool = False):
     """f(hidden, table, targets, rng) -> scalar, equal to `full_cross_entropy` (with `temperature`: of the
-    logits / temperature) on the unpadded table."""
+    logits / temperature) on the unpadded table; with `exclude_seen`, f(..., seen=inputs) equal to
+    `losses.unseen_cross_entropy` (each position's softmax without its row's earlier items)."""
     num_items = layout.num_items
 
-    def per_shard(hidden, table, targets):
-        nll = _local_nll(hidden, table, targets, num_items)
+    def mean_over_targets(nll, targets):
         mask = targets != 0
         total = jax.lax.psum(jnp.sum(jnp.where(mask, nll, 0.0)), "data")
         count = jax.lax.psum(jnp.sum(mask.astype(jnp.float32)), "data")
         return total / jnp.maximum(count, 1.0)
 
-    sharded = jax.shard_map(
-        per_shard,
-        mesh=layout.mesh,
-        in_specs=(P("data", None, None), P("model", None), P("data", None)),
-        out_specs=P(),
-    )
+    def per_shard(hidden, table, targets):
+        return mean_over_targets(_local_nll(hidden, table, targets, num_items), targets)
 
-    def loss(hidden: Float[Array, "B L D"], table: Float[Array, "I D"], targets: Int[Array, "B L"], rng: Array):
+    def per_shard_unseen(hidden, table, targets, seen):
+        return mean_over_targets(_local_unseen_nll(hidden, table, targets, seen, num_items, DEFAULT_CHUNK), targets)
+
+    specs = (P("data", None, None), P("model", None), P("data", None))  # hidden, table, targets (and seen)
+    full = jax.shard_map(per_shard, mesh=layout.mesh, in_specs=specs, out_specs=P())
+    unseen = jax.shard_map(per_shard_unseen, mesh=layout.mesh, in_specs=(*specs, specs[2]), out_specs=P())
+
+    def loss(
+        hidden: Float[Array, "B L D"],
+        table: Float[Array, "I D"],
+        targets: Int[Array, "B L"],
+        rng: Array,
+        seen: Int[Array, "B L"] | None = None,
+    ):
         del rng
         if temperature != 1.0:
             hidden = hidden / temperature  # (hidden / T) . item = logit / T
-        return sharded(hidden, layout.fit_rows(table), targets)
+        if not exclude_seen:
+            return full(hidden, layout.fit_rows(table), targets)
+        if seen is None:
+            raise ConfigError("loss.exclude_seen=true needs each row's items, which only SASRec-style models pass")
+        return unseen(hidden, layout.fit_rows(table), targets, seen)
 
     return loss
 
@@ -77,7 +134,7 @@ def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0):
 def sharded_next_item_loss(config: LossConfig, layout: ParallelLayout):
     """`loss.name` on a mesh: CE from sharded logits; BCE on the unpadded rows (negatives never mesh pad)."""
     if config.name == "ce":
-        return sharded_cross_entropy(layout, config.temperature)
+        return sharded_cross_entropy(layout, config.temperature, config.exclude_seen)
     base = next_item_loss(
         config.name, config.num_negatives, gbce_t=config.gbce_t, logq_correction=config.logq_correction
     )

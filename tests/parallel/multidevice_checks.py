@@ -20,7 +20,7 @@ from recattn_jax.config import MeshConfig, to_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
 from recattn_jax.eval.ranking import full_ranks
-from recattn_jax.losses import full_cross_entropy
+from recattn_jax.losses import full_cross_entropy, unseen_cross_entropy
 from recattn_jax.parallel.mesh import ParallelLayout, batch_placement, make_mesh
 from recattn_jax.parallel.sharded_ce import sharded_cross_entropy
 from recattn_jax.parallel.topk import chunked_ranks, chunked_topk, full_topk, sharded_ranks, sharded_topk
@@ -74,6 +74,27 @@ def check_sharded_ce():
     )
     g_ref = jax.grad(lambda h: full_cross_entropy(h, table, targets, None, temperature=0.3))(hidden)
     np.testing.assert_allclose(jax.jit(jax.grad(lambda h: cool(h, t, targets, None)))(h), g_ref, atol=1e-6)
+    # loss.exclude_seen: each position's softmax without its row's earlier items (some repeated, some the
+    # target itself), every shard's rows included, as unseen_cross_entropy on one device
+    seen = jax.random.randint(jax.random.key(7), (8, 5), 0, NUM_ITEMS + 1)
+    seen = seen.at[1, 3].set(seen[1, 1]).at[2, 2].set(targets[2, 4]).at[3].set(0)
+    unseen = sharded_cross_entropy(lay, temperature=0.3, exclude_seen=True)
+
+    def unseen_ref(h, t):
+        return unseen_cross_entropy(h, t, targets, seen, 0.3)
+
+    def unseen_sharded(h, t):
+        return unseen(h, t, targets, None, seen=jax.device_put(seen, lay.sharding("data")))
+
+    want = unseen_ref(hidden, table)
+    assert abs(float(want) - float(full_cross_entropy(hidden, table, targets, None, temperature=0.3))) > 1e-3
+    np.testing.assert_allclose(jax.jit(unseen_sharded)(h, t), want, rtol=1e-6)
+    g_ref = jax.grad(unseen_ref, argnums=(0, 1))(hidden, table)
+    g = jax.jit(jax.grad(unseen_sharded, argnums=(0, 1)))(h, t)
+    np.testing.assert_allclose(g[0], g_ref[0], atol=1e-6)
+    np.testing.assert_allclose(g[1][: NUM_ITEMS + 1], g_ref[1], atol=1e-6)
+    assert not np.any(np.asarray(g[1][NUM_ITEMS + 1 :])), "mesh-pad rows got a gradient"
+    assert np.all(np.isfinite(np.asarray(g[0]))) and np.all(np.isfinite(np.asarray(g[1])))
 
 
 def _scoring_inputs(users=8, dim=16, history=7):
@@ -222,15 +243,20 @@ def check_own_loss_train_step():
 
 
 def check_sharded_training_results():
-    """train_and_evaluate on a 4 x 2 mesh gives the single-device train loss and metrics (sasrec, and
-    bert4rec, whose item table is cut from one with a [mask] row and padded for the sharded scoring)."""
-    for model in ("sasrec", "bert4rec"):
+    """train_and_evaluate on a 4 x 2 mesh gives the single-device train loss and metrics (sasrec, sasrec with
+    loss.exclude_seen and loss.temperature, and bert4rec, whose item table is cut from one with a [mask] row and
+    padded for the sharded scoring)."""
+    for model, levers in (("sasrec", False), ("sasrec", True), ("bert4rec", False)):
         single, mesh = tiny(data=1, model=1), tiny(data=4, model=2)
         single.model.name = mesh.model.name = model
+        if levers:
+            single.loss.exclude_seen = mesh.loss.exclude_seen = True
+            single.loss.temperature = mesh.loss.temperature = 0.5
         single.eval.item_chunk = mesh.eval.item_chunk = 16  # chunked scoring too (51 rows: a ragged last chunk)
         with tempfile.TemporaryDirectory() as tmp:
             a = train_and_evaluate(single, f"{tmp}/single")
             b = train_and_evaluate(mesh, f"{tmp}/mesh")
+        model = f"{model} (exclude_seen, temperature 0.5)" if levers else model
         np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-5, err_msg=model)
         for split in ("valid", "test"):
             for protocol in ("full", "sampled"):
