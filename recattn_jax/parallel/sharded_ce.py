@@ -40,8 +40,10 @@ def _local_nll(hidden, table, targets, num_items: int):
     # transposes sum the shards' partial gradients (hidden's over `model`, the table's over `data`)
     hidden = jax.lax.pcast(hidden.reshape(-1, dim), "model", to="varying")
     table = jax.lax.pcast(table, "data", to="varying")
+    # the reference (plain XLA, item chunks): the Triton binding's outputs do not carry the mesh axes they vary
+    # over, which shard_map's type check of the custom VJP needs, so `auto` would fail on a GPU mesh
     lse, target_logit = kernels.linear_lse_and_target_logit(
-        hidden, table, jnp.clip(local, 0, rows - 1), has_target=here, candidates=candidates
+        hidden, table, jnp.clip(local, 0, rows - 1), has_target=here, candidates=candidates, backend="reference"
     )
     top = jax.lax.pmax(jax.lax.stop_gradient(lse), "model")  # only stabilises the exponentials
     total = top + jnp.log(jax.lax.psum(jnp.exp(lse - top), "model"))

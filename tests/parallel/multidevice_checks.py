@@ -95,6 +95,30 @@ def check_sharded_ce():
     np.testing.assert_allclose(g[1][: NUM_ITEMS + 1], g_ref[1], atol=1e-6)
     assert not np.any(np.asarray(g[1][NUM_ITEMS + 1 :])), "mesh-pad rows got a gradient"
     assert np.all(np.isfinite(np.asarray(g[0]))) and np.all(np.isfinite(np.asarray(g[1])))
+    # two item chunks of 128 per shard (300 items: 151 rows on each of 2 shards), and a shard of mesh padding
+    # only (5 items: 8 rows on 4 shards, the last shard's rows are ids 6 and 7)
+    for data, model, items in ((4, 2, 300), (2, 4, 5)):
+        _compare_sharded_unseen(layout(data, model, items), items)
+
+
+def _compare_sharded_unseen(lay, items, rows=4, length=6, dim=8):
+    """The mesh's exclude_seen CE equals unseen_cross_entropy on one device: values, gradients, finite."""
+    k = jax.random.split(jax.random.key(items), 4)
+    hidden, table = jax.random.normal(k[0], (rows, length, dim)), jax.random.normal(k[1], (items + 1, dim))
+    targets = jax.random.randint(k[2], (rows, length), 1, items + 1).at[0, :2].set(0)
+    seen = jax.random.randint(k[3], (rows, length), 0, items + 1).at[1, 4].set(targets[1, 5])
+    unseen = sharded_cross_entropy(lay, exclude_seen=True)
+    h, t = (
+        jax.device_put(hidden, lay.sharding("data")),
+        jax.device_put(pad_rows(table, lay.rows), lay.sharding("model")),
+    )
+    on_mesh = jax.device_put(seen, lay.sharding("data"))
+    value, grads = jax.jit(jax.value_and_grad(lambda h, t: unseen(h, t, targets, None, seen=on_mesh), (0, 1)))(h, t)
+    want, want_grads = jax.value_and_grad(lambda h, t: unseen_cross_entropy(h, t, targets, seen), (0, 1))(hidden, table)
+    np.testing.assert_allclose(value, want, rtol=1e-6, err_msg=f"{items} items")
+    np.testing.assert_allclose(grads[0], want_grads[0], atol=1e-6, err_msg=f"{items} items")
+    np.testing.assert_allclose(grads[1][: items + 1], want_grads[1], atol=1e-6, err_msg=f"{items} items")
+    assert not np.any(np.asarray(grads[1][items + 1 :])), "mesh-pad rows got a gradient"
 
 
 def _scoring_inputs(users=8, dim=16, history=7):
