@@ -52,13 +52,22 @@ def unseen_cross_entropy(
 
     Exact, unlike subtracting the seen items' mass from the whole catalogue's log-sum-exp, which fp32
     cancellation ruins once seen items dominate the softmax (low temperatures)."""
-    b, length, _ = hidden.shape
-    rows = jnp.arange(b)[:, None]
-    # first_slot[b, i]: the first slot of item i in row b, `length` where absent (padding, 0, is never seen)
-    first_slot = jnp.full((b, _chunked(table.shape[0], chunk)), length, jnp.int32)
-    first_slot = first_slot.at[rows, seen].min(jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), seen.shape))
-    first_slot = first_slot.at[:, 0].set(length)
+    first_slot = first_slots(seen, table.shape[0], chunk)
     return _slot_masked_cross_entropy(hidden, table, targets, first_slot, temperature, positions, chunk)
+
+
+def first_slots(seen: Int[Array, "B L"], rows: int, chunk: int, offset: int | Array = 0) -> Int[Array, "B C"]:
+    """first_slot[b, r]: the first slot of item offset + r among row b's items `seen` (0 is padding, never seen),
+    L where absent, for the `rows` items from `offset` (one table, or one shard of it), rounded up to whole
+    chunks (C)."""
+    b, length = seen.shape
+    width = _chunked(rows, chunk)
+    local = seen - offset
+    on_table = (seen != 0) & (local >= 0) & (local < rows)
+    slots = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), seen.shape)
+    first_slot = jnp.full((b, width), length, jnp.int32)
+    # items off this table go to column `width`, which the scatter drops
+    return first_slot.at[jnp.arange(b)[:, None], jnp.where(on_table, local, width)].min(slots, mode="drop")
 
 
 def _chunked(items: int, chunk: int) -> int:
@@ -333,7 +342,7 @@ def _at_positions(loss):
     return packed
 
 
-def _with_row_items(lever: str, undo: str, loss_of_rows):
+def with_row_items(lever: str, undo: str, loss_of_rows):
     """`loss_of_rows(hidden, table, targets, rng, positions, seen)` as f(hidden, table, targets, rng,
     positions=None, seen=None), where `seen` is the rows' items (the step's inputs, which run_epoch passes
     where `passes_row_items`); a call without them, from a model with its own training loss, is refused."""
@@ -373,7 +382,7 @@ def next_item_loss(
         raise ConfigError(f"loss.sampler={sampler} applies to loss.name=sampled_softmax only, not {name}")
     if name == "ce":
         if exclude_seen:  # CE over the items outside each position's earlier items
-            return _with_row_items(
+            return with_row_items(
                 "loss.exclude_seen=true",
                 "loss.exclude_seen=false",
                 lambda hidden, table, targets, rng, positions, seen: unseen_cross_entropy(
@@ -393,7 +402,7 @@ def next_item_loss(
         )
     if name == "sampled_softmax":
         if sampler == "uniform":
-            return _with_row_items(
+            return with_row_items(
                 "loss.sampler=uniform",
                 "loss.sampler=in_batch",
                 lambda hidden, table, targets, rng, positions, seen: uniform_sampled_softmax(

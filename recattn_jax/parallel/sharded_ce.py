@@ -17,8 +17,7 @@ from jaxtyping import Array, Float, Int
 import kernels
 from kernels.linear_cross_entropy import DEFAULT_CHUNK
 from recattn_jax.config import LossConfig
-from recattn_jax.errors import ConfigError
-from recattn_jax.losses import next_item_loss, slot_masked_sums
+from recattn_jax.losses import first_slots, next_item_loss, slot_masked_sums, with_row_items
 from recattn_jax.parallel.mesh import ParallelLayout
 
 
@@ -45,9 +44,16 @@ def _local_nll(hidden, table, targets, num_items: int):
     lse, target_logit = kernels.linear_lse_and_target_logit(
         hidden, table, jnp.clip(local, 0, rows - 1), has_target=here, candidates=candidates, backend="reference"
     )
+    return _nll_over_shards(lse, target_logit).reshape(b, length)
+
+
+def _nll_over_shards(lse: Float[Array, " P"], target_logit: Float[Array, " P"]) -> Float[Array, " P"]:
+    """log-sum-exp of the `model` shards' `lse` (each over its own candidate rows; -inf where a shard has none)
+    minus the target logit, which the one shard that holds the target's row gives (0 on the others)."""
     top = jax.lax.pmax(jax.lax.stop_gradient(lse), "model")  # only stabilises the exponentials
-    total = top + jnp.log(jax.lax.psum(jnp.exp(lse - top), "model"))
-    return (total - jax.lax.psum(target_logit, "model")).reshape(b, length)
+    top = jnp.where(jnp.isneginf(top), 0.0, top)
+    total = jax.lax.psum(jnp.exp(lse - top), "model")
+    return top + jnp.log(jnp.where(total > 0, total, 1.0)) - jax.lax.psum(target_logit, "model")
 
 
 def _local_unseen_nll(hidden, table, targets, seen, num_items: int, chunk: int):
@@ -56,13 +62,7 @@ def _local_unseen_nll(hidden, table, targets, seen, num_items: int, chunk: int):
     b, length, dim = hidden.shape
     rows = table.shape[0]
     offset = jax.lax.axis_index("model") * rows  # global id of this shard's first row
-    # first_slot[b, r]: the first slot of this shard's row r among row b's inputs, `length` where absent
-    local_seen = seen - offset
-    on_shard = (seen != 0) & (local_seen >= 0) & (local_seen < rows)
-    width = -(-rows // chunk) * chunk  # whole chunks
-    slots = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), seen.shape)
-    first_slot = jnp.full((b, width), length, jnp.int32)
-    first_slot = first_slot.at[jnp.arange(b)[:, None], jnp.where(on_shard, local_seen, width)].min(slots, mode="drop")
+    first_slot = first_slots(seen, rows, chunk, offset)  # this shard's rows only
     row_of, slot_of = jnp.divmod(jnp.arange(b * length), length)
     flat_hidden, flat_targets = hidden.reshape(-1, dim), targets.reshape(-1)
     running_max, running_sum = slot_masked_sums(
@@ -79,17 +79,12 @@ def _local_unseen_nll(hidden, table, targets, seen, num_items: int, chunk: int):
     )
     has = running_sum > 0  # a shard may hold none of a position's candidates (mesh padding only)
     lse = jnp.where(has, running_max + jnp.log(jnp.where(has, running_sum, 1.0)), -jnp.inf)
-    top = jax.lax.pmax(jax.lax.stop_gradient(lse), "model")
-    top = jnp.where(jnp.isneginf(top), 0.0, top)
-    total = jax.lax.psum(jnp.exp(lse - top), "model")
-    total = top + jnp.log(jnp.where(total > 0, total, 1.0))
     local = flat_targets - offset
     here = (flat_targets != 0) & (local >= 0) & (local < rows)
     picked = jnp.einsum(
         "pd,pd->p", flat_hidden, table[jnp.clip(local, 0, rows - 1)], preferred_element_type=jnp.float32
     )
-    target_logit = jax.lax.psum(jnp.where(here, picked, 0.0), "model")
-    return (total - target_logit).reshape(b, length)
+    return _nll_over_shards(lse, jnp.where(here, picked, 0.0)).reshape(b, length)
 
 
 def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0, exclude_seen: bool = False):
@@ -114,23 +109,21 @@ def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0, excl
     full = jax.shard_map(per_shard, mesh=layout.mesh, in_specs=specs, out_specs=P())
     unseen = jax.shard_map(per_shard_unseen, mesh=layout.mesh, in_specs=(*specs, specs[2]), out_specs=P())
 
-    def loss(
-        hidden: Float[Array, "B L D"],
-        table: Float[Array, "I D"],
-        targets: Int[Array, "B L"],
-        rng: Array,
-        seen: Int[Array, "B L"] | None = None,
-    ):
-        del rng
-        if temperature != 1.0:
-            hidden = hidden / temperature  # (hidden / T) . item = logit / T
-        if not exclude_seen:
-            return full(hidden, layout.fit_rows(table), targets)
-        if seen is None:
-            raise ConfigError("loss.exclude_seen=true needs each row's items, which only SASRec-style models pass")
-        return unseen(hidden, layout.fit_rows(table), targets, seen)
+    def scaled(hidden):
+        return hidden if temperature == 1.0 else hidden / temperature  # (hidden / T) . item = logit / T
 
-    return loss
+    def loss(hidden: Float[Array, "B L D"], table: Float[Array, "I D"], targets: Int[Array, "B L"], rng: Array):
+        del rng
+        return full(scaled(hidden), layout.fit_rows(table), targets)
+
+    if not exclude_seen:
+        return loss
+
+    def loss_of_rows(hidden, table, targets, rng, positions, seen):
+        del rng, positions  # the mesh keeps the [B, L] layout: run_epoch packs no positions there
+        return unseen(scaled(hidden), layout.fit_rows(table), targets, seen)
+
+    return with_row_items("loss.exclude_seen=true", "loss.exclude_seen=false", loss_of_rows)
 
 
 def sharded_next_item_loss(config: LossConfig, layout: ParallelLayout):
