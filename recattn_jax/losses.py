@@ -14,6 +14,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 import kernels
 from kernels.linear_cross_entropy import DEFAULT_CHUNK
+from kernels.mesh_axes import vary_like
 from recattn_jax.errors import ConfigError
 
 
@@ -120,14 +121,13 @@ def slot_masked_sums(
     *,
     end: int,
     offset: int | Array = 0,
-    vary=None,
 ) -> tuple[Float[Array, " P"], Float[Array, " P"]]:
     """(max, sum of exp(logit - max)) per position over the candidates among `table`'s rows, whose global ids
     are offset + row: ids in [1, end), less the items i of the position's row b with first_slot[b, i - offset]
     <= its slot, but its target, which always stays. `first_slot` spans the rows rounded up to whole chunks (C).
     A scan over chunks of `chunk` rows, each rematerialised in the backward; max is -inf and sum 0 where a
-    position has no candidate (a shard of padding only). `vary`: inside `shard_map`, casts the scan's initial
-    carry to the mesh axes its outputs vary over."""
+    position has no candidate (a shard of padding only). Inside `shard_map` (a traced `offset` from the shard's
+    index) the scan's carry varies over the mesh axes its operands do."""
     b = first_slot.shape[0]
     rows, dim = table.shape
     num_chunks = first_slot.shape[1] // chunk
@@ -147,9 +147,11 @@ def slot_masked_sums(
 
     padded = jnp.pad(table, ((0, num_chunks * chunk - rows), (0, 0))).reshape(num_chunks, chunk, dim)
     slots = first_slot.reshape(b, num_chunks, chunk).transpose(1, 0, 2)  # [B, C*K] -> [C, B, K]
-    init = (jnp.full(flat_targets.shape, -jnp.inf, jnp.float32), jnp.zeros(flat_targets.shape, jnp.float32))
-    if vary is not None:
-        init = tuple(vary(x) for x in init)
+    operands = (flat_hidden, table, flat_targets, first_slot, row_of, slot_of, jnp.asarray(offset))
+    init = (  # typed as varying like the operands inside shard_map; a no-op outside it
+        vary_like(jnp.full(flat_targets.shape, -jnp.inf, jnp.float32), *operands),
+        vary_like(jnp.zeros(flat_targets.shape, jnp.float32), *operands),
+    )
     xs = (padded, slots, jnp.arange(num_chunks) * chunk)
     (running_max, running_sum), _ = jax.lax.scan(jax.checkpoint(step), init, xs)
     return running_max, running_sum

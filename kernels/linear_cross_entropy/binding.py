@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from kernels.attention.binding import SUPPORTED_DTYPES
+from kernels.mesh_axes import vary_like
 from kernels.triton_launch import cdiv, launch, next_power_of_2
 
 _KERNELS = "kernels.linear_cross_entropy.triton_kernels"
@@ -86,6 +87,9 @@ def _forward(hidden, table, targets, bounds, interpret):
         num_warps=cfg["num_warps"],
         num_stages=2,
     )
+    # a launch's outputs are typed as the same on every device of a mesh axis (kernels.mesh_axes): without this
+    # cast, the psums over the shards of sharded_ce count them once per device and the gradients come out wrong
+    lse_part, target_part = (vary_like(x, hidden, table, targets, bounds) for x in (lse_part, target_part))
     if cfg["split_i"] == 1:
         return lse_part[0], target_part[0]
     # logsumexp of the ranges; all -inf (no candidate) gives -inf, never NaN
@@ -121,6 +125,8 @@ def _backward(hidden, table, targets, bounds, lse, g_lse, g_target, interpret):
         out_shapes=(jax.ShapeDtypeStruct((cfg["split_p"], i, d), jnp.float32),),
         **common,
     )
+    # each gradient typed as its primal input: the custom VJP checks it inside shard_map
+    d_hidden, d_table = vary_like(d_hidden, hidden), vary_like(d_table, table)
     # fp32 partials summed in a fixed order: deterministic, unlike atomics
     return jnp.sum(d_hidden, axis=0).astype(hidden.dtype), jnp.sum(d_table, axis=0).astype(table.dtype)
 

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from kernels.mesh_axes import vary_like
+
 _F32 = jnp.float32
 
 
@@ -53,7 +55,8 @@ def _logsumexp(hidden, table, bounds, chunk: int) -> Float[Array, " P"]:
         return (new_max, running_sum), None
 
     p = hidden.shape[0]
-    init = (jnp.full((p,), -jnp.inf, _F32), jnp.zeros((p,), _F32))
+    # inside shard_map the carry varies over the mesh axes its operands do (kernels.mesh_axes)
+    init = tuple(vary_like(x, hidden, table, bounds) for x in (jnp.full((p,), -jnp.inf, _F32), jnp.zeros((p,), _F32)))
     first_ids = jnp.arange(chunks.shape[0]) * chunk
     (running_max, running_sum), _ = jax.lax.scan(step, init, (chunks, first_ids))
     return running_max + jnp.log(running_sum)
@@ -101,7 +104,8 @@ def _bwd(chunk, residuals, cotangents):
             return d_hidden + dh, dt
 
         first_ids = jnp.arange(chunks.shape[0]) * chunk
-        d_hidden, d_table = jax.lax.scan(step, jnp.zeros(hidden.shape, _F32), (chunks, first_ids))
+        init = vary_like(jnp.zeros(hidden.shape, _F32), hidden, table, lse, g_lse, bounds)
+        d_hidden, d_table = jax.lax.scan(step, init, (chunks, first_ids))
         d_table = d_table.reshape(-1, table.shape[1])[:num_items]  # [C, K, D] -> [C*K, D] -> [I, D]
     # the onehot(target) term, without a [P, I] one-hot
     d_hidden = d_hidden + g_target[:, None] * table[safe].astype(_F32)

@@ -21,7 +21,7 @@ from recattn_jax.losses import first_slots, next_item_loss, slot_masked_sums, wi
 from recattn_jax.parallel.mesh import ParallelLayout
 
 
-def _local_nll(hidden, table, targets, num_items: int):
+def _local_nll(hidden, table, targets, num_items: int, backend: str):
     """Per-position NLL on one (data, model) shard, combined over `model`: [b, L].
 
     This shard's log-sum-exp over its candidate rows and its target logits come from
@@ -39,10 +39,8 @@ def _local_nll(hidden, table, targets, num_items: int):
     # transposes sum the shards' partial gradients (hidden's over `model`, the table's over `data`)
     hidden = jax.lax.pcast(hidden.reshape(-1, dim), "model", to="varying")
     table = jax.lax.pcast(table, "data", to="varying")
-    # the reference (plain XLA, item chunks): the Triton binding's outputs do not carry the mesh axes they vary
-    # over, which shard_map's type check of the custom VJP needs, so `auto` would fail on a GPU mesh
     lse, target_logit = kernels.linear_lse_and_target_logit(
-        hidden, table, jnp.clip(local, 0, rows - 1), has_target=here, candidates=candidates, backend="reference"
+        hidden, table, jnp.clip(local, 0, rows - 1), has_target=here, candidates=candidates, backend=backend
     )
     return _nll_over_shards(lse, target_logit).reshape(b, length)
 
@@ -75,7 +73,6 @@ def _local_unseen_nll(hidden, table, targets, seen, num_items: int, chunk: int):
         chunk,
         end=num_items + 1,
         offset=offset,
-        vary=lambda x: jax.lax.pcast(x, ("data", "model"), to="varying"),
     )
     has = running_sum > 0  # a shard may hold none of a position's candidates (mesh padding only)
     lse = jnp.where(has, running_max + jnp.log(jnp.where(has, running_sum, 1.0)), -jnp.inf)
@@ -87,10 +84,16 @@ def _local_unseen_nll(hidden, table, targets, seen, num_items: int, chunk: int):
     return _nll_over_shards(lse, jnp.where(here, picked, 0.0)).reshape(b, length)
 
 
-def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0, exclude_seen: bool = False):
+def sharded_cross_entropy(
+    layout: ParallelLayout, temperature: float = 1.0, exclude_seen: bool = False, backend: str = "reference"
+):
     """f(hidden, table, targets, rng) -> scalar, equal to `full_cross_entropy` (with `temperature`: of the
     logits / temperature) on the unpadded table; with `exclude_seen`, f(..., seen=inputs) equal to
-    `losses.unseen_cross_entropy` (each position's softmax without its row's earlier items)."""
+    `losses.unseen_cross_entropy` (each position's softmax without its row's earlier items).
+
+    `backend`: the linear-CE op's backend for the full CE. Training passes the default, the XLA reference, on
+    every device kind: the Triton binding types its outputs for `shard_map` and is tested there through the
+    interpreter, but jax_triton's call inside `shard_map` has not yet run on a GPU (kernels/README.md)."""
     num_items = layout.num_items
 
     def mean_over_targets(nll, targets):
@@ -100,7 +103,7 @@ def sharded_cross_entropy(layout: ParallelLayout, temperature: float = 1.0, excl
         return total / jnp.maximum(count, 1.0)
 
     def per_shard(hidden, table, targets):
-        return mean_over_targets(_local_nll(hidden, table, targets, num_items), targets)
+        return mean_over_targets(_local_nll(hidden, table, targets, num_items, backend), targets)
 
     def per_shard_unseen(hidden, table, targets, seen):
         return mean_over_targets(_local_unseen_nll(hidden, table, targets, seen, num_items, DEFAULT_CHUNK), targets)

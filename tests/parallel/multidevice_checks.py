@@ -74,6 +74,22 @@ def check_sharded_ce():
     )
     g_ref = jax.grad(lambda h: full_cross_entropy(h, table, targets, None, temperature=0.3))(hidden)
     np.testing.assert_allclose(jax.jit(jax.grad(lambda h: cool(h, t, targets, None)))(h), g_ref, atol=1e-6)
+    # the Triton kernels (through the interpreter) inside shard_map: outputs and gradients typed as varying
+    # over the mesh axes, so the custom VJP passes shard_map's check and the psums count each shard once
+    triton = sharded_cross_entropy(lay, temperature=0.3, backend="interpret")
+    np.testing.assert_allclose(
+        jax.jit(lambda h, t: triton(h, t, targets, None))(h, t),
+        full_cross_entropy(hidden, table, targets, None, temperature=0.3),
+        rtol=1e-6,
+    )
+    g = jax.jit(jax.grad(lambda h, t: triton(h, t, targets, None), argnums=(0, 1)))(h, t)
+    g_ref = jax.grad(lambda h, t: full_cross_entropy(h, t, targets, None, temperature=0.3), argnums=(0, 1))(
+        hidden, table
+    )
+    # the kernels' tiles sum in another order than XLA's matmuls: a few fp32 ulps of the larger gradients
+    np.testing.assert_allclose(g[0], g_ref[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g[1][: NUM_ITEMS + 1], g_ref[1], rtol=1e-5, atol=1e-6)
+    assert not np.any(np.asarray(g[1][NUM_ITEMS + 1 :])), "mesh-pad rows got a gradient"
     # loss.exclude_seen: each position's softmax without its row's earlier items (some repeated, some the
     # target itself), every shard's rows included, as unseen_cross_entropy on one device
     seen = jax.random.randint(jax.random.key(7), (8, 5), 0, NUM_ITEMS + 1)
@@ -95,30 +111,43 @@ def check_sharded_ce():
     np.testing.assert_allclose(g[1][: NUM_ITEMS + 1], g_ref[1], atol=1e-6)
     assert not np.any(np.asarray(g[1][NUM_ITEMS + 1 :])), "mesh-pad rows got a gradient"
     assert np.all(np.isfinite(np.asarray(g[0]))) and np.all(np.isfinite(np.asarray(g[1])))
-    # two item chunks of 128 per shard (300 items: 151 rows on each of 2 shards), and a shard of mesh padding
-    # only (5 items: 8 rows on 4 shards, the last shard's rows are ids 6 and 7)
+    # two item chunks of 128 per shard (300 items: 151 rows on each of 2 shards: the op's scan, not its one
+    # matmul), and a shard of mesh padding only (5 items: 8 rows on 4 shards, the last shard's rows are ids 6, 7);
+    # the full CE through the XLA reference and the Triton kernels (interpreted), and the exclude_seen CE
     for data, model, items in ((4, 2, 300), (2, 4, 5)):
-        _compare_sharded_unseen(layout(data, model, items), items)
+        for options in ({"backend": "reference"}, {"backend": "interpret"}, {"exclude_seen": True}):
+            _compare_sharded(layout(data, model, items), items, **options)
 
 
-def _compare_sharded_unseen(lay, items, rows=4, length=6, dim=8):
-    """The mesh's exclude_seen CE equals unseen_cross_entropy on one device: values, gradients, finite."""
+def _compare_sharded(lay, items, rows=4, length=6, dim=8, **options):
+    """The mesh's CE (`options`: sharded_cross_entropy's backend or exclude_seen) equals the one-device CE
+    (full_cross_entropy, or unseen_cross_entropy with exclude_seen): values, gradients, finite."""
     k = jax.random.split(jax.random.key(items), 4)
     hidden, table = jax.random.normal(k[0], (rows, length, dim)), jax.random.normal(k[1], (items + 1, dim))
     targets = jax.random.randint(k[2], (rows, length), 1, items + 1).at[0, :2].set(0)
     seen = jax.random.randint(k[3], (rows, length), 0, items + 1).at[1, 4].set(targets[1, 5])
-    unseen = sharded_cross_entropy(lay, exclude_seen=True)
+    loss = sharded_cross_entropy(lay, **options)
     h, t = (
         jax.device_put(hidden, lay.sharding("data")),
         jax.device_put(pad_rows(table, lay.rows), lay.sharding("model")),
     )
-    on_mesh = jax.device_put(seen, lay.sharding("data"))
-    value, grads = jax.jit(jax.value_and_grad(lambda h, t: unseen(h, t, targets, None, seen=on_mesh), (0, 1)))(h, t)
-    want, want_grads = jax.value_and_grad(lambda h, t: unseen_cross_entropy(h, t, targets, seen), (0, 1))(hidden, table)
-    np.testing.assert_allclose(value, want, rtol=1e-6, err_msg=f"{items} items")
-    np.testing.assert_allclose(grads[0], want_grads[0], atol=1e-6, err_msg=f"{items} items")
-    np.testing.assert_allclose(grads[1][: items + 1], want_grads[1], atol=1e-6, err_msg=f"{items} items")
-    assert not np.any(np.asarray(grads[1][items + 1 :])), "mesh-pad rows got a gradient"
+    if options.get("exclude_seen"):
+        on_mesh = jax.device_put(seen, lay.sharding("data"))
+        value, grads = jax.jit(jax.value_and_grad(lambda h, t: loss(h, t, targets, None, seen=on_mesh), (0, 1)))(h, t)
+        want, want_grads = jax.value_and_grad(lambda h, t: unseen_cross_entropy(h, t, targets, seen), (0, 1))(
+            hidden, table
+        )
+    else:
+        value, grads = jax.jit(jax.value_and_grad(lambda h, t: loss(h, t, targets, None), (0, 1)))(h, t)
+        want, want_grads = jax.value_and_grad(lambda h, t: full_cross_entropy(h, t, targets, None), (0, 1))(
+            hidden, table
+        )
+    where = f"{items} items, {options}"
+    np.testing.assert_allclose(value, want, rtol=1e-6, err_msg=where)
+    np.testing.assert_allclose(grads[0], want_grads[0], rtol=1e-5, atol=1e-6, err_msg=where)
+    np.testing.assert_allclose(grads[1][: items + 1], want_grads[1], rtol=1e-5, atol=1e-6, err_msg=where)
+    assert not np.any(np.asarray(grads[1][items + 1 :])), f"mesh-pad rows got a gradient: {where}"
+    assert np.all(np.isfinite(np.asarray(grads[0]))) and np.all(np.isfinite(np.asarray(grads[1]))), where
 
 
 def _scoring_inputs(users=8, dim=16, history=7):
