@@ -13,10 +13,18 @@ import jax
 
 
 def varying_axes(x: jax.Array) -> frozenset:
-    """The manual mesh axes `x` varies over: the aval's manual axis type (jax >= 0.10), `vma` before it."""
+    """The manual mesh axes `x` varies over (`jax.typeof(x).manual_axis_type.varying`, jax >= 0.10).
+
+    Raises where the aval has no such field: a jax that renamed it would otherwise make every cast here a
+    no-op, and gradients on a mesh silently wrong."""
     aval = jax.typeof(x)
     axis_type = getattr(aval, "manual_axis_type", None)
-    return frozenset(axis_type.varying if axis_type is not None else getattr(aval, "vma", ()))
+    if axis_type is None:
+        raise RuntimeError(
+            f"jax {jax.__version__}: {type(aval).__name__} has no manual_axis_type; kernels/mesh_axes.py reads the "
+            "mesh axes a value varies over from it (jax 0.10-0.11) and needs updating for this version"
+        )
+    return frozenset(axis_type.varying)
 
 
 def vary_like(x: jax.Array, *like: jax.Array) -> jax.Array:

@@ -125,8 +125,11 @@ def _backward(hidden, table, targets, bounds, lse, g_lse, g_target, interpret):
         out_shapes=(jax.ShapeDtypeStruct((cfg["split_p"], i, d), jnp.float32),),
         **common,
     )
-    # each gradient typed as its primal input: the custom VJP checks it inside shard_map
-    d_hidden, d_table = vary_like(d_hidden, hidden), vary_like(d_table, table)
+    # the gradients vary wherever any input does; the custom VJP then checks them against their primal inputs, so
+    # an input typed as the same on every device of an axis the others vary over is refused inside shard_map (cast
+    # it first, as sharded_ce does: the cast's transpose sums its gradient), never silently left unsummed
+    varying = (hidden, table, targets, bounds, lse, g_lse, g_target)
+    d_hidden, d_table = vary_like(d_hidden, *varying), vary_like(d_table, *varying)
     # fp32 partials summed in a fixed order: deterministic, unlike atomics
     return jnp.sum(d_hidden, axis=0).astype(hidden.dtype), jnp.sum(d_table, axis=0).astype(table.dtype)
 

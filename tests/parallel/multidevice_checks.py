@@ -15,7 +15,9 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
+import kernels
 from recattn_jax.config import MeshConfig, to_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
@@ -90,6 +92,7 @@ def check_sharded_ce():
     np.testing.assert_allclose(g[0], g_ref[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(g[1][: NUM_ITEMS + 1], g_ref[1], rtol=1e-5, atol=1e-6)
     assert not np.any(np.asarray(g[1][NUM_ITEMS + 1 :])), "mesh-pad rows got a gradient"
+    _check_unsummed_input_refused(lay, hidden, table, targets)
     # loss.exclude_seen: each position's softmax without its row's earlier items (some repeated, some the
     # target itself), every shard's rows included, as unseen_cross_entropy on one device
     seen = jax.random.randint(jax.random.key(7), (8, 5), 0, NUM_ITEMS + 1)
@@ -117,6 +120,39 @@ def check_sharded_ce():
     for data, model, items in ((4, 2, 300), (2, 4, 5)):
         for options in ({"backend": "reference"}, {"backend": "interpret"}, {"exclude_seen": True}):
             _compare_sharded(layout(data, model, items), items, **options)
+
+
+def _check_unsummed_input_refused(lay, hidden, table, targets):
+    """Inside shard_map, hidden typed as the same on every `model` shard (no cast, so nothing would sum its
+    gradient over the shards) is refused by both backends' custom VJP, loudly, not answered with a partial sum."""
+    rows = lay.rows // 2  # one model shard's rows
+
+    def per_shard(h, t, y):
+        t = jax.lax.pcast(t, "data", to="varying")  # the table cast as sharded_ce does; hidden left as it is
+        offset = jax.lax.axis_index("model") * rows
+        local = y.reshape(-1) - offset
+        here = (y.reshape(-1) != 0) & (local >= 0) & (local < rows)
+        lse, logit = kernels.linear_lse_and_target_logit(
+            h.reshape(-1, h.shape[-1]),
+            t,
+            jnp.clip(local, 0, rows - 1),
+            has_target=here,
+            candidates=(0, rows),
+            backend=backend,
+        )
+        return jax.lax.psum(jnp.sum(lse - logit), ("data", "model"))
+
+    specs = (P("data", None, None), P("model", None), P("data", None))
+    f = jax.shard_map(per_shard, mesh=lay.mesh, in_specs=specs, out_specs=P())
+    h = jax.device_put(hidden, lay.sharding("data"))
+    t = jax.device_put(pad_rows(table, lay.rows), lay.sharding("model"))
+    for backend in ("reference", "interpret"):
+        try:
+            jax.jit(jax.grad(f))(h, t, jax.device_put(targets, lay.sharding("data")))
+        except (TypeError, ValueError) as err:
+            assert "bwd rule" in str(err) or "type" in str(err), err
+        else:
+            raise AssertionError(f"backend {backend}: an unsummed hidden inside shard_map was not refused")
 
 
 def _compare_sharded(lay, items, rows=4, length=6, dim=8, **options):
