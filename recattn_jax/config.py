@@ -62,7 +62,9 @@ class ModelConfig:
     # as SASRec.pytorch) | from_oldest (the window's oldest item at 0, as right-padded SASRec+ code)
     positions: str = "from_newest"
     # sasrec: xavier (Xavier-normal embeddings, flax's lecun-normal linear kernels) | normal (embeddings, feed-forward
-    # and attention-output kernels from N(0, 0.02^2), GPT-2-style, as the SASRec+ code)
+    # and attention-output kernels from N(0, 0.02^2), GPT-2-style, as the SASRec+ code). Xavier's item-table scale
+    # is sqrt(2 / (rows + hidden)): 0.024 on ML-1M, 0.006 on Beauty's 54,543 rows, where normal is needed to
+    # reproduce SASRec+ (docs/results.md, item 4)
     init: str = "xavier"
     candidate_chunk: int = 512  # din: candidate items scored per chunk in full ranking
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses
