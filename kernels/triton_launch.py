@@ -21,6 +21,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from kernels.mesh_axes import vary_like
+
 GPU_HINT = "backend 'triton' needs a CUDA GPU and jax-triton==0.3.1: pip install -e '.[gpu]'"
 
 
@@ -170,12 +172,17 @@ def launch(
     num_warps: int = 4,
     num_stages: int = 2,
 ) -> tuple[jax.Array, ...]:
-    """Run kernel `module.name` over `grid`; returns the outputs described by `out_shapes`."""
+    """Run kernel `module.name` over `grid`; returns the outputs described by `out_shapes`.
+
+    Inside `shard_map` the outputs are typed as varying over every mesh axis that one of `arrays` varies over
+    (kernels.mesh_axes): a launch returns them typed as the same on every device, which a custom VJP's check
+    refuses and a psum would count once per device; outside it, unchanged."""
     out_shapes = tuple(jax.ShapeDtypeStruct(s.shape, s.dtype) for s in out_shapes)
     if interpret:
         callback = functools.partial(_interpret_call, module, name, grid, tuple(scalars), out_shapes, dict(constexprs))
         # vmap is folded into the batch axis one level up (kernels.batching); sequential is the fallback
-        return tuple(jax.pure_callback(callback, out_shapes, *arrays, vmap_method="sequential"))
+        outs = jax.pure_callback(callback, out_shapes, *arrays, vmap_method="sequential")
+        return tuple(vary_like(x, *arrays) for x in outs)
     jt = require_gpu_triton()
     outs = jt.triton_call(
         *arrays,
@@ -187,4 +194,4 @@ def launch(
         num_stages=num_stages,
         **constexprs,
     )
-    return tuple(outs)
+    return tuple(vary_like(x, *arrays) for x in outs)

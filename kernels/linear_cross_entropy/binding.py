@@ -15,7 +15,6 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from kernels.attention.binding import SUPPORTED_DTYPES
-from kernels.mesh_axes import vary_like
 from kernels.triton_launch import cdiv, launch, next_power_of_2
 
 _KERNELS = "kernels.linear_cross_entropy.triton_kernels"
@@ -87,9 +86,6 @@ def _forward(hidden, table, targets, bounds, interpret):
         num_warps=cfg["num_warps"],
         num_stages=2,
     )
-    # a launch's outputs are typed as the same on every device of a mesh axis (kernels.mesh_axes): without this
-    # cast, the psums over the shards of sharded_ce count them once per device and the gradients come out wrong
-    lse_part, target_part = (vary_like(x, hidden, table, targets, bounds) for x in (lse_part, target_part))
     if cfg["split_i"] == 1:
         return lse_part[0], target_part[0]
     # logsumexp of the ranges; all -inf (no candidate) gives -inf, never NaN
@@ -125,11 +121,9 @@ def _backward(hidden, table, targets, bounds, lse, g_lse, g_target, interpret):
         out_shapes=(jax.ShapeDtypeStruct((cfg["split_p"], i, d), jnp.float32),),
         **common,
     )
-    # the gradients vary wherever any input does; the custom VJP then checks them against their primal inputs, so
-    # an input typed as the same on every device of an axis the others vary over is refused inside shard_map (cast
-    # it first, as sharded_ce does: the cast's transpose sums its gradient), never silently left unsummed
-    varying = (hidden, table, targets, bounds, lse, g_lse, g_target)
-    d_hidden, d_table = vary_like(d_hidden, *varying), vary_like(d_table, *varying)
+    # inside shard_map `launch` types the gradients as varying wherever any input does; the custom VJP checks them
+    # against their primal inputs, so an input left typed as the same on every device of such an axis is refused
+    # (cast it first, as sharded_ce does: the cast's transpose sums its gradient), never left unsummed.
     # fp32 partials summed in a fixed order: deterministic, unlike atomics
     return jnp.sum(d_hidden, axis=0).astype(hidden.dtype), jnp.sum(d_table, axis=0).astype(table.dtype)
 
