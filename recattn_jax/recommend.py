@@ -34,6 +34,7 @@ from recattn_jax.models.scoring import score_all, user_vectors
 from recattn_jax.parallel.mesh import ParallelLayout, make_mesh, to_host
 from recattn_jax.parallel.topk import full_topk, item_topk
 from recattn_jax.train.checkpoint import BestCheckpoint
+from recattn_jax.train.run_dir import DATA_FILE, data_fingerprint, saved_fingerprint
 
 
 def recommend_layout(config: Config, num_items: int) -> ParallelLayout | None:
@@ -62,6 +63,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, LeaveOneOutSplit, nnx.Module]
         print(f"warning: {e}; scoring with kernel.backend='reference'", file=sys.stderr, flush=True)
         backend = "reference"
     split = load_split(config.data)
+    check_trained_data(run_dir, split)
     features, user_features = load_item_features(config, split.data), load_user_features(config, split.data)
     model = build_model(
         config.model,
@@ -88,6 +90,28 @@ def load_run(run_dir: str | Path) -> tuple[Config, LeaveOneOutSplit, nnx.Module]
             "retrain it, e.g. with a lower train.lr"
         )
     return config, split, model
+
+
+def check_trained_data(run_dir: Path, split: LeaveOneOutSplit) -> None:
+    """The data read now is the data the run trained on (its `data_fingerprint.json`): the model's item rows
+    and the user histories to filter would otherwise belong to other ids, with nothing to show it."""
+    saved = saved_fingerprint(run_dir)
+    if saved is None:
+        print(
+            f"warning: run_dir={run_dir} records no {DATA_FILE}: cannot check that the data read now is what it "
+            "trained on",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    now = data_fingerprint(split.data.sequences)
+    if saved != now:
+        raise DataError(
+            f"run_dir={run_dir}: the data changed since the run trained (now {now['users']} users, "
+            f"{now['interactions']} interactions; then {saved.get('users')}, {saved.get('interactions')}; "
+            f"data: {split.data.report.get('source')}): its item and user rows would name other ids; point the run's "
+            "config.yaml at the data it trained on, or train a new run"
+        )
 
 
 def _all_finite(state) -> bool:

@@ -123,16 +123,24 @@ def data_fingerprint(sequences: list) -> dict:
     return {"users": len(sequences), "interactions": int(lengths.sum()), "sha1": digest.hexdigest()}
 
 
+def saved_fingerprint(workdir: Path) -> dict | None:
+    """The data fingerprint a run recorded in `workdir`; None where it has none (a run from before it was
+    written, or a kill while writing it: nothing to compare with)."""
+    import json
+
+    try:
+        return json.loads((workdir / DATA_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def check_same_data(config: Config, workdir: Path, fingerprint: dict, write: bool) -> None:
     """A resumed run trains on the data the interrupted one trained on; a fresh run records what it reads."""
     import json
 
     path = workdir / DATA_FILE
     if config.train.resume and path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            saved = None  # a kill while writing it: nothing to compare with
+        saved = saved_fingerprint(workdir)
         if saved is not None and saved != fingerprint:
             now, then = fingerprint, saved
             raise ConfigError(

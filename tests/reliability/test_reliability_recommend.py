@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from flax import nnx
 
-from recattn_jax.errors import CheckpointError
+from recattn_jax.errors import CheckpointError, DataError
 from recattn_jax.recommend import load_run, recommend, unseen_unique
 from recattn_jax.train.checkpoint import BestCheckpoint
 
@@ -100,3 +100,23 @@ def test_run_trained_with_triton_is_served_by_the_reference_here(run_copy, capsy
     err = capsys.readouterr().err
     assert err.startswith("warning: kernel.backend='triton': backend 'triton' needs a CUDA GPU")
     assert err.endswith("; scoring with kernel.backend='reference'\n")
+
+
+def test_changed_data_is_refused(run_copy, capsys):
+    """Data that changed since training (here: the synthetic generator's seed, the same catalogue size) would
+    give its users another run's item rows without an error: recommend refuses it; a run recording no
+    fingerprint (from before it was written) is served with a warning."""
+    config = run_copy / "config.yaml"
+    text = config.read_text()
+    assert "\n    seed: 0\n" in text  # data.synthetic.seed, the only seed indented under data
+    config.write_text(text.replace("\n    seed: 0\n", "\n    seed: 12345\n", 1))
+    with pytest.raises(DataError) as error:
+        load_run(run_copy)
+    assert str(error.value).startswith(f"run_dir={run_copy}: the data changed since the run trained (now ")
+    assert "point the run's config.yaml at the data it trained on, or train a new run" in str(error.value)
+    config.write_text(text)
+    (run_copy / "data_fingerprint.json").unlink()
+    load_run(run_copy)
+    assert "records no data_fingerprint.json: cannot check that the data read now is what it trained on" in (
+        capsys.readouterr().err
+    )
