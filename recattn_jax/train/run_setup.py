@@ -19,6 +19,7 @@ from recattn_jax.config_checks import check_backend, check_config, check_negativ
 from recattn_jax.data.batches import NextItemArrays, SequenceRows, next_item_arrays, sequence_rows
 from recattn_jax.data.load import load_split
 from recattn_jax.data.preprocess import LeaveOneOutSplit
+from recattn_jax.errors import DataError
 from recattn_jax.eval.ranking import EvalSet, Evaluator, build_eval_set
 from recattn_jax.features.load import load_item_features, load_user_features
 from recattn_jax.parallel.distributed import initialize as initialize_distributed
@@ -91,6 +92,11 @@ def prepare_run(config: Config, workdir: str | Path) -> tuple[RunSetup, nnx.Stat
     # several processes: each pads only its own rows of every batch and keeps only its part of the eval users
     rows_of = sequence_rows if jax.process_count() > 1 else next_item_arrays
     arrays = rows_of(split.train_sequences, max_len, split.train_events, whole_history=config.train.whole_history)
+    if arrays.num_rows == 0:
+        raise DataError(
+            f"{split.data.report['source']}: nothing to train on: no user has the 4 interactions that leave two "
+            "training items (one input, one target) once the last two are held out for validation and test"
+        )
     share = layout.share if layout is not None else None
     eval_sets = {name: build_eval_set(split, name, max_len, config.eval, share) for name in ("valid", "test")}
 

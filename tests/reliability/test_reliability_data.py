@@ -4,7 +4,7 @@ errors naming user ids."""
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_configs import TINY
+from tiny_configs import TINY, tiny_overrides
 
 from recattn_jax.config import to_config
 from recattn_jax.config_checks import check_negatives_fit
@@ -94,3 +94,20 @@ def test_too_many_negatives_names_the_user_id(tmp_path):
         "eval.num_negatives=4 is more than user 777 can have (3 unseen items of 8); lower eval.num_negatives or "
         "set eval.sampled=false"
     )
+
+
+def test_no_training_rows_is_one_line_before_training(cli, tmp_path):
+    """Every user has 3 interactions: the split leaves each one training item and no next-item pair. The run
+    says so before training (it used to run 0 steps and end with 'no checkpoint')."""
+    path = write(tmp_path, "three.txt", "".join(f"{u} {i}\n" for u in (1, 2) for i in (1, 2, 3)))
+    run_dir = tmp_path / "run"
+    overrides = [o for o in tiny_overrides() if not o.startswith(("data.", "eval.sampled="))] + ["eval.sampled=false"]
+    code, out, err = cli(
+        "experiments.train", *overrides, "data=sasrec_txt", f"data.path={path}", f"hydra.run.dir={run_dir}"
+    )
+    assert code == 2 and "Traceback" not in out + err
+    assert err.strip().splitlines() == [
+        f"error: {path}: nothing to train on: no user has the 4 interactions that leave two training items "
+        "(one input, one target) once the last two are held out for validation and test"
+    ]
+    assert not (run_dir / "checkpoints").exists()
