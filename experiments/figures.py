@@ -11,6 +11,7 @@ import sys
 
 from omegaconf import OmegaConf
 
+from recattn_jax.errors import RecattnError
 from recattn_jax.figures import FIGURES, make_figures
 
 DEFAULTS = {"out_dir": "figures", "only": None, "quick": False, "models": None}
@@ -25,6 +26,9 @@ def main(argv: list[str]) -> int:
         made = make_figures(args.out_dir, args.only, bool(args.quick), args.models)
     except KeyError as e:
         print(f"error: {e.args[0]} (figures: {', '.join(FIGURES)})", file=sys.stderr)
+        return 2
+    except RecattnError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {sum(len(p) for p in made.values())} files into {args.out_dir}")
     return 0

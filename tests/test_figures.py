@@ -70,6 +70,22 @@ def test_unknown_figure_is_reported(tmp_path):
     assert proc.returncode == 2 and "unknown figure" in proc.stderr
 
 
+def test_out_dir_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    out_dir = tmp_path / "file" / "figures"  # under a file: NotADirectoryError, once a traceback
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.figures", f"out_dir={out_dir}", "only=sasrec_published"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        f"error: out_dir={out_dir}: cannot make the folder (Not a directory)\n",
+    )
+
+
 def test_cached_comparison_keeps_feature_variants_apart(tmp_path):
     from recattn_jax.figures.model_comparison import cached_table
 

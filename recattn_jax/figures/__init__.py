@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from recattn_jax.errors import ConfigError
 from recattn_jax.figures import attention_speed, model_comparison, sasrec_published, sweeps, worked_example
 from recattn_jax.figures.runs import Runs
 
@@ -34,7 +35,10 @@ def make_figures(
     if unknown:
         raise KeyError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, no permission, a read-only disk
+        raise ConfigError(f"out_dir={out_dir}: cannot make the folder ({e.strerror or e})") from None
     runs = Runs(out_dir / "_runs", models=[m.strip() for m in str(models).split(",")] if models else None)
     made = {}
     for name in names:
