@@ -59,6 +59,13 @@ def full_ranks(
     return at_least - 1 - jnp.sum(seen_beats, axis=-1)
 
 
+def candidate_scores(user: Float[Array, "B D"], rows: Float[Array, "B C D"]) -> Float[Array, "B C"]:
+    """Each user's score of each of its candidates' rows, as a product and a sum over D: the same arithmetic
+    at every candidate, so equal rows tie exactly (a batched matmul's rounding can depend on the candidate's
+    position, and a tie would then go to the target at random)."""
+    return jnp.sum(user[:, None, :].astype(jnp.float32) * rows.astype(jnp.float32), axis=-1)
+
+
 def sampled_ranks(scores: Float[Array, "B C"]) -> Int[Array, " B"]:
     """Rank of candidate 0 (the target) among candidates 1..C-1 (the negatives); NaN counts as -inf."""
     scores = finite_scores(scores)
@@ -173,7 +180,7 @@ class Evaluator:
                 full = chunked(user, model.item_table(), targets, seen)
                 if candidates is None:
                     return full, None
-                return full, sampled_ranks(jnp.einsum("bd,bcd->bc", user, model.item_table()[candidates]))
+                return full, sampled_ranks(candidate_scores(user, model.item_table()[candidates]))
             scores = score_all(model, inputs, users, events)
             if layout is not None:
                 scores = scores[:, : layout.num_items + 1]  # mesh-pad rows are not items

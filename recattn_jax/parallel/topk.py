@@ -26,11 +26,12 @@ def _in_chunk(seen: Int[Array, "B P"], start, chunk: int) -> Array:
 
 
 def _scan_chunks(user, table, chunk: int, offset, num_items: int, seen, init, update):
-    """Fold `update(carry, scores [B, C], ids [C], candidate [B, C])` over the table's rows in chunks."""
+    """Fold `update(carry, scores [B, C], ids [C], candidate [B, C])` over the table's rows in chunks; each row
+    is a candidate (when not in `seen`) in exactly one chunk, and `seen=None` makes every row one."""
     rows = table.shape[0]
     chunk = min(chunk, rows)
     n_chunks = -(-rows // chunk)
-    local_seen = seen - offset  # history ids in this shard's row numbering
+    local_seen = None if seen is None else seen - offset  # history ids in this shard's row numbering
 
     def body(c, carry):
         start = jnp.minimum(c * chunk, rows - chunk)  # the last chunk overlaps the previous one...
@@ -39,17 +40,32 @@ def _scan_chunks(user, table, chunk: int, offset, num_items: int, seen, init, up
         block = jax.lax.dynamic_slice_in_dim(table, start, chunk)  # [C, D]
         scores = jnp.einsum("bd,cd->bc", user, block, preferred_element_type=jnp.float32)
         fresh = (local >= c * chunk) & (ids >= 1) & (ids <= num_items)  # ...whose rows are skipped here
-        candidate = fresh[None, :] & ~_in_chunk(local_seen, start, chunk)
+        candidate = fresh[None, :] if seen is None else fresh[None, :] & ~_in_chunk(local_seen, start, chunk)
         return update(carry, scores, ids, candidate)
 
     carry = body(0, init)  # the first chunk outside the loop gives the carry its sharded (varying) type
     return jax.lax.fori_loop(1, n_chunks, body, carry) if n_chunks > 1 else carry
 
 
+def chunked_target_scores(user, table, targets, *, chunk: int, num_items: int, offset=0):
+    """Each target's score as the chunk scan computes it ([B]; 0 where this shard does not hold the target): a
+    score from another product (a [B, D] row-wise dot) can differ from the chunk matmul's in the last bit, and
+    then an item whose row equals the target's would no longer tie with it."""
+
+    def update(total, scores, ids, candidate):
+        return total + jnp.sum(jnp.where(candidate & (ids[None, :] == targets[:, None]), scores, 0.0), axis=1)
+
+    init = jnp.zeros(user.shape[0], jnp.float32)
+    return _scan_chunks(user, table, chunk, offset, num_items, None, init, update)
+
+
 def chunked_ranks(user, table, targets, seen, *, chunk: int, num_items: int, offset=0, target_score=None):
-    """0-based rank of each target among its candidates (ties count against the target): [B]."""
+    """0-based rank of each target among its candidates (ties count against the target): [B].
+
+    `target_score`: the targets' scores from `chunked_target_scores` with the same chunk (the scan's own
+    products, so that equal rows tie exactly; summed over the shards on a mesh); None computes them here."""
     if target_score is None:
-        target_score = jnp.einsum("bd,bd->b", user, table[targets], preferred_element_type=jnp.float32)
+        target_score = chunked_target_scores(user, table, targets, chunk=chunk, num_items=num_items, offset=offset)
     target_score = jnp.where(jnp.isnan(target_score), -jnp.inf, target_score)  # NaN never ranks first
 
     def update(count, scores, ids, candidate):
@@ -84,12 +100,11 @@ def sharded_ranks(layout: ParallelLayout, chunk: int | None):
     def per_shard(user, table, targets, seen):
         rows = table.shape[0]
         offset = jax.lax.axis_index("model") * rows
-        local = targets - offset
-        here = (local >= 0) & (local < rows)
-        mine = jnp.einsum("bd,bd->b", user, table[jnp.clip(local, 0, rows - 1)], preferred_element_type=jnp.float32)
-        mine = jax.lax.psum(jnp.where(here, mine, 0.0), "model")  # the target's score, from its shard
+        chunk_rows = chunk or rows
+        mine = chunked_target_scores(user, table, targets, chunk=chunk_rows, num_items=num_items, offset=offset)
+        mine = jax.lax.psum(mine, "model")  # the target's score, from the shard that holds it
         count = chunked_ranks(
-            user, table, targets, seen, chunk=chunk or rows, num_items=num_items, offset=offset, target_score=mine
+            user, table, targets, seen, chunk=chunk_rows, num_items=num_items, offset=offset, target_score=mine
         )
         return jax.lax.psum(count, "model")
 

@@ -201,6 +201,16 @@ def check_sharded_topk():
             np.testing.assert_allclose(got[0], want_scores, rtol=1e-6)
             tg = jax.device_put(targets, lay.sharding("data"))
             np.testing.assert_array_equal(jax.jit(sharded_ranks(lay, chunk))(u, t, tg, s), want_ranks)
+    # a collapsed table (item i has row i mod 3): equal rows must rank ahead of the target on every shard
+    # layout, as in the whole score matrix, whichever product scores the target
+    table = table[jnp.arange(NUM_ITEMS + 1) % 3 + 1]
+    want_ranks = full_ranks(user @ table.T, targets, seen)
+    for chunk in (None, 7):
+        lay = layout(4, 2)
+        u, s, tg = (jax.device_put(x, lay.sharding("data")) for x in (user, seen, targets))
+        t = jax.device_put(pad_rows(table, lay.rows), lay.sharding("model"))
+        got = jax.jit(sharded_ranks(lay, chunk))(u, t, tg, s)
+        np.testing.assert_array_equal(got, want_ranks, err_msg=f"collapsed table, chunk {chunk}")
 
 
 def tiny(**mesh):
