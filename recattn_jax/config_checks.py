@@ -20,6 +20,7 @@ def check_config(config: Config) -> None:
     """Raise a one-line ConfigError for the first impossible value of `config`."""
     _check_ranges(config)
     _check_choices(config)
+    _check_data_columns(config)
     _check_backend_name(config.kernel.backend)
     check_accuracy_levers(config)
 
@@ -128,6 +129,22 @@ def _check_choices(config: Config) -> None:
             raise ConfigError(f"{key}={value!r}; choose one of {list(choices)}")
     if config.data.name != "synthetic" and not config.data.path:
         raise ConfigError(f"data={config.data.name} needs data.path=FILE")
+
+
+def _check_data_columns(config: Config) -> None:
+    """A table's user, item, time and event columns are four different columns (the ones in use)."""
+    from recattn_jax.data.readers import column_clash
+
+    d = config.data
+    if d.name != "csv":  # sasrec_txt and synthetic have no columns
+        return
+    clash = column_clash(user_col=d.user_col, item_col=d.item_col, time_col=d.time_col, event_col=d.event_col)
+    if clash is not None:
+        first, second = clash
+        raise ConfigError(
+            f"data.{second}={getattr(d, second)!r} names the same column as data.{first}; each of data.user_col, "
+            "data.item_col, data.time_col and data.event_col names a column of its own"
+        )
 
 
 def _check_backend_name(backend: str) -> None:

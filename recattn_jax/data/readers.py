@@ -4,6 +4,9 @@ SASRec text: `user item` per line, already time-ordered per user (file order is 
 Tables (CSV / Parquet): user, item and optional timestamp columns. Rows are stably sorted by
 (user, timestamp): events with equal timestamps keep their file order, which decides the
 leave-one-out targets when a user's last events tie. Timestamps are numbers or ISO-8601 strings.
+CSV ids are read as written: integers where every id of the column is one written plainly (`7`, `-3`),
+otherwise strings (`0000000006`, an ASIN, stays itself); float ids must be exact integers below 2**53.
+Text files may start with a UTF-8 byte-order mark.
 
 Ids beyond int64 (20-digit log ids) are read as uint64; duplicate events (the same user, item and time;
 in SASRec text, the same line twice in a row) are kept, counted in the data report and warned about.
@@ -11,15 +14,28 @@ in SASRec text, the same line twice in a row) are kept, counted in the data repo
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import io
 import os
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recattn_jax.errors import DataError, cut
+from recattn_jax.errors import ConfigError, DataError, cut
+
+# SASRec text ids: ASCII digits with an optional sign (int() would also take `1_0` and non-ASCII digits)
+_TEXT_INTEGER = re.compile(r"[+-]?[0-9]+")
+# the bytes of a file whose every token the fast parser reads as the scan would (it also takes `1.0` and `1e3`)
+_PLAIN_INTEGER_BYTES = np.zeros(256, bool)
+_PLAIN_INTEGER_BYTES[list(b"0123456789+- \r\n")] = True
+# a CSV id column is integers only when every id is written like this: ASCII digits, no leading zero, no `+`
+_CANONICAL_INTEGER = r"0|-?[1-9][0-9]*"
+_ZERO_PADDED = r"-?0[0-9]+"  # `0000000006`: an id string (an ASIN), not the number 6
+_EXACT_FLOAT_LIMIT = 2**53  # from here on, float64 no longer holds every integer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +67,11 @@ def _existing_file(path: str | os.PathLike) -> Path:
 def read_sasrec_txt(path: str | os.PathLike) -> Interactions:
     """Read `user item` lines (integer ids); file order is each user's time order."""
     path = _existing_file(path)
+    text = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:  # fast path; on any failure the slow scan below finds and names the bad line
-        table = pd.read_csv(path, sep=" ", header=None, dtype=np.int64, engine="c", skip_blank_lines=False)
+        if not _PLAIN_INTEGER_BYTES[np.frombuffer(text, np.uint8)].all():
+            raise ValueError  # `1.0`, `1e3`, tabs, `1_0`: the scan judges each token
+        table = pd.read_csv(io.BytesIO(text), sep=" ", header=None, dtype=np.int64, engine="c", skip_blank_lines=False)
         if table.shape[1] != 2 or table.isna().any().any():
             raise ValueError
         users, items = table[0].to_numpy(), table[1].to_numpy()
@@ -70,7 +89,7 @@ def _scan_sasrec_txt(path: Path) -> tuple[np.ndarray, np.ndarray]:
     users: list[int] = []
     items: list[int] = []
     blank = None  # the first blank line: an error unless only blank lines follow it
-    with path.open(encoding="utf-8", errors="replace") as f:
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
             fields = line.split()
             if not fields:
@@ -83,11 +102,20 @@ def _scan_sasrec_txt(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     f"{path.name} line {lineno}: expected 'user item', got {len(fields)} fields: {cut(line.strip())}"
                 )
             for kind, token, out in (("user", fields[0], users), ("item", fields[1], items)):
-                try:
-                    out.append(int(token))
-                except ValueError:
-                    raise DataError(f"{path.name} line {lineno}: {kind} id {cut(token)} is not an integer") from None
+                if not _TEXT_INTEGER.fullmatch(token):
+                    hint = " (ASCII digits with an optional sign)" if _python_int(token) else ""
+                    raise DataError(f"{path.name} line {lineno}: {kind} id {cut(token)} is not an integer{hint}")
+                out.append(int(token))
     return _id_array(users, path, "user"), _id_array(items, path, "item")
+
+
+def _python_int(token: str) -> bool:
+    """int() reads `token` (as `1_0` or `٣`, which the text format does not take)."""
+    try:
+        int(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _id_array(ids: list[int], path: Path, kind: str) -> np.ndarray:
@@ -125,12 +153,22 @@ def read_table(
     event_col: str | None = None,
 ) -> Interactions:
     """Read a CSV or Parquet log; rows are stably sorted by (user, time): ties keep file order."""
+    columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "event_col": event_col}
+    clash = column_clash(**columns)
+    if clash is not None:
+        raise ConfigError(f"{clash[1]}={columns[clash[1]]!r} names the same column as {clash[0]}")
     path = _existing_file(path)
+    is_csv = path.suffix.lower() not in (".parquet", ".pq")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if not is_csv:
             table = pd.read_parquet(path)
         else:
-            table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            table = pd.read_csv(
+                path,
+                sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                dtype={user_col: str, item_col: str},  # as written: `0000000006` is not 6 (_csv_ids decides)
+                encoding="utf-8-sig",
+            )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: no columns in the file") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
@@ -141,13 +179,12 @@ def read_table(
         raise DataError(f"{path}: missing column(s) {missing}; the file has {list(table.columns)}")
     if len(table) == 0:
         raise DataError(f"{path}: no interactions in the file")
-    is_csv = path.suffix.lower() not in (".parquet", ".pq")
     for col in wanted:
         bad = table[col].isna().to_numpy()
         if bad.any():
             raise DataError(f"{path.name} {_row_name(np.flatnonzero(bad)[0], is_csv)}: column {col!r} is empty")
     for col, kind in ((user_col, "user"), (item_col, "item")):
-        table[col] = _integral_ids(table[col], path, kind, is_csv)
+        table[col] = _csv_ids(table[col], path, kind) if is_csv else _integral_ids(table[col], path, kind, is_csv)
     order = np.arange(len(table))
     duplicates = 0
     if time_col is not None:
@@ -169,15 +206,63 @@ def read_table(
     )
 
 
+def column_clash(**columns: str | None) -> tuple[str, str] | None:
+    """The first two of the named columns (e.g. user_col=..., item_col=...) that are one column; None: unused."""
+    seen: dict[str, str] = {}
+    for role, column in columns.items():
+        if column is None:
+            continue
+        if column in seen:
+            return seen[column], role
+        seen[column] = role
+    return None
+
+
+def _csv_ids(ids: pd.Series, path: Path, kind: str) -> pd.Series:
+    """CSV ids, read as text: integers where every id is written as one (`7`, `-3`), numbers where every id is
+    a number and none is zero-padded (`7.0`: see _integral_ids), otherwise the strings as written."""
+    if ids.str.fullmatch(_CANONICAL_INTEGER).all():
+        return pd.Series(_integer_array(ids.to_numpy(object)), index=ids.index)
+    if ids.str.fullmatch(_ZERO_PADDED).any():
+        return ids
+    numbers = pd.to_numeric(ids, errors="coerce")  # takes what pandas' CSV parser takes as a number
+    if numbers.isna().any() or not pd.api.types.is_numeric_dtype(numbers):
+        return ids
+    return _integral_ids(numbers, path, kind, is_csv=True)
+
+
+def _integer_array(ids: np.ndarray) -> np.ndarray:
+    """int64; uint64 where ids reach 2**63 (20-digit log ids); beyond either, Python ints, as pandas reads them."""
+    for dtype in (np.int64, np.uint64):
+        try:
+            return ids.astype(dtype)
+        except (OverflowError, ValueError):
+            pass
+    return np.asarray([int(i) for i in ids], object)
+
+
 def _integral_ids(ids: pd.Series, path: Path, kind: str, is_csv: bool) -> pd.Series:
-    """Float ids (Parquet, or CSV with `7.0`) as integers, as the text reader reads them; `7.5` is an error."""
+    """Float ids (Parquet, or CSV with `7.0`) as integers, as the text reader reads them; an id that is not an
+    exact integer (`7.5`, `inf`, or 2**53 and beyond, where `1e20` may stand for many ids) is an error."""
     if not pd.api.types.is_float_dtype(ids):
         return ids
     values = ids.to_numpy()
-    fractional = values != np.floor(values)
-    if fractional.any():
-        row = int(np.flatnonzero(fractional)[0])
-        raise DataError(f"{path.name} {_row_name(row, is_csv)}: {kind} id {float(values[row])!r} is not an integer")
+    finite = np.isfinite(values)
+    fractional = finite & (values != np.floor(np.where(finite, values, 0)))
+    inexact = finite & (np.abs(np.where(finite, values, 0)) >= _EXACT_FLOAT_LIMIT)
+    bad = ~finite | fractional | inexact
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        where, value = f"{path.name} {_row_name(row, is_csv)}", float(values[row])
+        if fractional[row]:
+            raise DataError(f"{where}: {kind} id {value!r} is not an integer")
+        problem = (
+            "is not a finite number"
+            if not finite[row]
+            else "is a float of magnitude 2**53 or more, where float64 no longer holds every integer (it may stand "
+            "for another id); store the ids as integers or strings"
+        )
+        raise DataError(f"{where}: {kind} id {value!r} in column {ids.name!r} {problem}")
     return ids.astype(np.int64)
 
 
@@ -185,15 +270,40 @@ def _timestamps(column: pd.Series, path: Path, is_csv: bool) -> np.ndarray:
     """Numbers as they are; otherwise ISO-8601 date-times (with or without a zone; UTC when none) in ns."""
     numbers = pd.to_numeric(column, errors="coerce")
     if not numbers.isna().any():
-        return numbers.to_numpy()
+        values = numbers.to_numpy()
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            row = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataError(
+                f"{path.name} {_row_name(row, is_csv)}: timestamp {float(values[row])!r} is not a finite number"
+            )
+        return values
     dates = pd.to_datetime(column.astype(str), format="ISO8601", utc=True, errors="coerce")
     if not dates.isna().any():
         return dates.astype("int64").to_numpy()
     bad = (numbers.isna() & dates.isna()).to_numpy()
-    row = int(np.flatnonzero(bad if bad.any() else numbers.isna().to_numpy())[0])
-    raise DataError(
-        f"{path.name} {_row_name(row, is_csv)}: timestamp {cut(column.iloc[row])} is not a number (nor an ISO-8601 "
-        "date-time; a file uses one of the two)"
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path.name} {_row_name(row, is_csv)}: timestamp {cut(column.iloc[row])} is not a number (nor an "
+            "ISO-8601 date-time; a file uses one of the two)"
+        )
+    number_only, date_only = (numbers.notna() & dates.isna()).to_numpy(), numbers.isna().to_numpy()
+    raise _mixed_timestamps(column, number_only, date_only, path, is_csv)
+
+
+def _mixed_timestamps(
+    column: pd.Series, number_only: np.ndarray, date_only: np.ndarray, path: Path, is_csv: bool
+) -> DataError:
+    """Every timestamp is a number or an ISO-8601 date-time, but not all the same: name the first of the fewer."""
+    formats = [("a number", "numbers", number_only), ("an ISO-8601 date-time", "ISO-8601 date-times", date_only)]
+    # the fewer rows are the odd ones out; on a tie, the format that starts later
+    formats.sort(key=lambda f: (int(f[2].sum()), -int(np.flatnonzero(f[2])[0])))
+    (odd, _, minority), (one, many, majority) = formats
+    row, first, count = int(np.flatnonzero(minority)[0]), int(np.flatnonzero(majority)[0]), int(majority.sum())
+    return DataError(
+        f"{path.name} {_row_name(row, is_csv)}: column {column.name!r} mixes timestamp formats: "
+        f"{cut(column.iloc[row])} is {odd}, while {f'1 row is {one}' if count == 1 else f'{count} rows are {many}'} "
+        f"({_row_name(first, is_csv)}: {cut(column.iloc[first])}); a file uses one of the two"
     )
 
 
