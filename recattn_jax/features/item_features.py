@@ -16,6 +16,7 @@ class ItemFeatures:
     categories: np.ndarray  # [I + 1, C] int32: category ids 1..K, left-packed, 0 = none
     category_names: list[str]  # category id k is category_names[k - 1]
     vocabulary: list[str]
+    coverage: dict[str, int] = dataclasses.field(default_factory=dict)  # counts of the join with the feature file
 
     @property
     def num_categories(self) -> int:
@@ -43,10 +44,13 @@ def build_item_features(
     index = {c: k + 1 for k, c in enumerate(names)}
     pairs = zip(texts, categories, strict=True)
     docs = [" ".join([text, *(c.replace(" ", "_") for c in cats)]) for text, cats in pairs]
+    matrix, vocabulary = np.zeros((len(docs), 0), np.float32), []  # no words: the readers say which file
     if any(d.strip() for d in docs):
-        matrix, vocabulary = tfidf(docs, min_df=min_df)
-    else:
-        matrix, vocabulary = np.zeros((len(docs), 0), np.float32), []
+        try:
+            matrix, vocabulary = tfidf(docs, min_df=min_df)
+        except ValueError as e:  # scikit-learn's "empty vocabulary" / "no terms remain" (all pruned by min_df)
+            if "vocabulary" not in str(e) and "no terms remain" not in str(e):
+                raise
     width = max((len(c) for c in categories), default=0)
     cats = np.zeros((len(docs) + 1, max(width, 1)), np.int32)
     for row, item_cats in enumerate(categories, start=1):

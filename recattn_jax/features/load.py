@@ -23,9 +23,13 @@ def load_item_features(config: Config, data: SequenceData) -> ItemFeatures | Non
     if not config.data.item_features:
         raise ConfigError("model.item_features=tfidf needs data.item_features=FOLDER_OR_FILE (e.g. data=ml1m)")
     path = resolve_path(config.data.item_features)
+    source = data.report.get("source", "the interaction data")
     if path.is_dir():
-        return movielens_item_features(path, data.item_ids)
-    return table_item_features(path, data.item_ids)
+        features = movielens_item_features(path, data.item_ids, source=source)
+    else:
+        features = table_item_features(path, data.item_ids, source=source)
+    data.report["item_features"] = {"file": str(path), **features.coverage}  # results.json data.item_features
+    return features
 
 
 def load_user_features(config: Config, data: SequenceData):
@@ -38,4 +42,4 @@ def load_user_features(config: Config, data: SequenceData):
     path = resolve_path(config.data.item_features) if config.data.item_features else None
     if path is None or not path.is_dir():
         raise ConfigError("model.user_features=true needs data.item_features=MOVIELENS_FOLDER with users.dat")
-    return movielens_user_features(path, data.user_ids)
+    return movielens_user_features(path, data.user_ids, source=data.report.get("source", "the interaction data"))
