@@ -242,7 +242,7 @@ def _integer_array(ids: np.ndarray) -> np.ndarray:
 
 
 def _integral_ids(ids: pd.Series, path: Path, kind: str, is_csv: bool) -> pd.Series:
-    """Float ids (Parquet, or CSV with `7.0`) as integers, as the text reader reads them; an id that is not an
+    """Float ids (Parquet, or CSV with `7.0`) as integers (SASRec text takes integers only); an id that is not an
     exact integer (`7.5`, `inf`, or 2**53 and beyond, where `1e20` may stand for many ids) is an error."""
     if not pd.api.types.is_float_dtype(ids):
         return ids
