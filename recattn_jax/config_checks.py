@@ -186,7 +186,15 @@ def check_negatives_fit(config: EvalConfig, split) -> None:
 
 def check_sampler_fits(config: Config, split) -> None:
     """The uniform sampler's negatives fit every training row: a row (a window of at most model.max_len + 1
-    items of a user's training history) leaves at least num_items minus its length items to draw from."""
+    items of a user's training history) leaves at least num_items minus its length items to draw from. gBCE's
+    negatives are at most num_items - 1: its calibration (beta, from the sampling rate negatives / (items - 1))
+    is defined for a rate of at most 1."""
+    if config.loss.name == "gbce" and config.loss.num_negatives > split.data.num_items - 1:
+        raise ConfigError(
+            f"loss.num_negatives={config.loss.num_negatives} with loss=gbce: more than the {split.data.num_items - 1} "
+            "items other than a positive, a sampling rate above 1, for which gBCE's beta is not defined; lower "
+            f"loss.num_negatives to at most {split.data.num_items - 1}"
+        )
     if config.loss.name != "sampled_softmax" or config.loss.sampler != "uniform":
         return
     longest = max((len(s) for s in split.train_sequences), default=0)

@@ -167,6 +167,21 @@ def test_too_many_negatives_for_a_row_are_refused_with_the_numbers(tiny_config):
     check_sampler_fits(dataclasses.replace(tiny_config, loss=loss), split)
 
 
+def test_gbce_negatives_beyond_the_other_items_are_refused(tiny_config):
+    """gBCE's beta comes from the sampling rate negatives / (items - 1); above 1 it is not defined (on 50
+    items, 1000 negatives gave beta = 15.6 where it is at most 1). BCE draws with replacement: no bound."""
+    split = load_split(tiny_config.data)
+    loss = dataclasses.replace(tiny_config.loss, name="gbce", num_negatives=49)
+    check_sampler_fits(dataclasses.replace(tiny_config, loss=loss), split)
+    loss.num_negatives = 50
+    with pytest.raises(
+        ConfigError, match=r"loss.num_negatives=50 with loss=gbce: more than the 49 items .* at most 49$"
+    ):
+        check_sampler_fits(dataclasses.replace(tiny_config, loss=loss), split)
+    loss.name = "bce"
+    check_sampler_fits(dataclasses.replace(tiny_config, loss=loss), split)
+
+
 def test_packed_positions_equal_the_unpacked():
     """The draws depend on the rows, not on which positions are scored."""
     hidden, table, targets, seen = distinct_rows(6, b=4, length=12, items=60)
