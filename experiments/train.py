@@ -9,11 +9,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from recattn_jax.cli import hydra_entry, run_entry
+from recattn_jax.cli import UserErrorExit, hydra_entry, run_entry
 from recattn_jax.config import SELECTION_METRIC, register_configs, to_config
 from recattn_jax.config_checks import check_config
+from recattn_jax.sweep.aggregate import FAILED_FILE
 from recattn_jax.train.logs import print_config
 from recattn_jax.train.loop import train_and_evaluate
 from recattn_jax.train.report import format_metrics
@@ -39,6 +41,16 @@ def main(cfg: DictConfig) -> float:
         results = run_entry(train, on_interrupt=lambda: resume_hint(workdir))
     except RunStopped as e:
         print(e)
+        return float("nan")
+    except (UserErrorExit, Exception) as e:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        # one job of a sweep: the others still run; the reason goes into the job's folder, summary.md lists it and
+        # the sweep exits 2 at its end (recattn_jax/sweep/callback.py)
+        reason = e.reason if isinstance(e, UserErrorExit) else f"{type(e).__name__}: {e}"
+        if not isinstance(e, UserErrorExit):
+            logging.getLogger(__name__).exception("job failed")
+        (workdir / FAILED_FILE).write_text(reason.strip().replace("\n", " ") + "\n")
         return float("nan")
     print(format_metrics(results))
     print(f"{results['epochs']} epochs, {results['seconds_per_epoch']:.2f} s/epoch; results in {workdir}/results.json")

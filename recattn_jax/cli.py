@@ -32,6 +32,14 @@ class Terminated(KeyboardInterrupt):
     exit_code = 128 + signal.SIGTERM
 
 
+class UserErrorExit(SystemExit):
+    """Exit code 2 after a user error was printed as one line; `reason` is that line (without "error: ")."""
+
+    def __init__(self, reason: str):
+        super().__init__(EXIT_USER_ERROR)
+        self.reason = reason
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
 
@@ -132,16 +140,11 @@ def run_entry(fn: Callable[[], T], on_interrupt: Callable[[], str] | None = None
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return _closing_checkpoints(fn)
-    except RecattnError as e:
+    except (RecattnError, OSError) as e:  # OSError: the machine's, not the code's (a full disk, a vanished folder)
         if debug():
             raise
         print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_USER_ERROR)
-    except OSError as e:  # the machine's, not the code's: a full disk, a read-only or vanished directory
-        if debug():
-            raise
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_USER_ERROR)
+        raise UserErrorExit(str(e)) from None
     except KeyboardInterrupt as e:
         if debug():
             raise

@@ -76,6 +76,38 @@ def test_multirun_writes_results_and_ends_with_summary(tmp_path):
     assert "sweep summary" in proc.stdout
 
 
+def test_a_failing_job_leaves_the_others_and_is_listed(tmp_path):
+    """One job with an impossible value: the sweep's other job still runs and is summarised, the failed one is
+    listed with its one-line reason in summary.md, and the sweep exits 2 (it used to stop at the first failure,
+    with no summary)."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "-m",
+            *tiny_overrides(),
+            "train.max_steps=1",
+            "model.dropout=1.5,0.1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    reason = "model.dropout=1.5 must lie in [0.0, 1.0)"
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert (sweep / "0" / "failed.txt").read_text() == reason + "\n"
+    assert (sweep / "1" / "results.json").exists() and not (sweep / "0" / "results.json").exists()
+    table = pd.read_csv(sweep / "summary.csv").set_index("model.dropout")
+    assert table.loc[1.5, "status"] == "failed: " + reason and table.loc[0.1, "status"] == "ok"
+    md = (sweep / "summary.md").read_text()
+    assert "| 0.1 | 1 | " in md and f"- `0` (model.dropout=1.5): failed: {reason}" in md
+    assert proc.stderr.strip().splitlines()[-1] == f"error: 1 of 2 jobs failed (listed in {sweep / 'summary.md'})"
+
+
 @pytest.mark.slow
 def test_optuna_search_maximises_valid_ndcg(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the `sweep` extra is not installed")

@@ -21,6 +21,8 @@ from recattn_jax.config import SELECTION_METRIC
 MAIN_METRIC = f"valid_full_{SELECTION_METRIC}"  # what the runs were selected and stopped on
 TABLE_METRICS = [MAIN_METRIC, "test_full_NDCG@10", "test_full_HR@10", "test_sampled_NDCG@10", "test_sampled_HR@10"]
 SEED_KEYS = ("seed",)
+FAILED_FILE = "failed.txt"  # a sweep job that ended with an error writes its one-line reason here
+FAILED = "failed: "  # the status of such a job begins with this
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
@@ -51,7 +53,10 @@ def run_row(sweep_dir: Path, run_dir: Path) -> dict:
     row: dict[str, Any] = {"run": str(run_dir.relative_to(sweep_dir)) or ".", **read_overrides(run_dir)}
     results_file = run_dir / "results.json"
     if not results_file.exists():
-        return {**row, "status": "no results.json (failed, stopped or running)"}
+        try:
+            return {**row, "status": FAILED + (run_dir / FAILED_FILE).read_text().strip()}
+        except (OSError, UnicodeDecodeError):
+            return {**row, "status": "no results.json (failed, stopped or running)"}
     try:
         results = json.loads(results_file.read_text())
         if not isinstance(results, dict):
@@ -93,10 +98,14 @@ def summarize(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return summary.sort_values(sort_by, ascending=False, kind="stable").reset_index(drop=True)
 
 
-def summary_markdown(summary: pd.DataFrame, keys: list[str], sweep_dir: Path, num_runs: int) -> str:
+def summary_markdown(
+    summary: pd.DataFrame, keys: list[str], sweep_dir: Path, num_runs: int, left_out: pd.DataFrame | None = None
+) -> str:
+    """The table of `summary`, then each run of `left_out` (runs not summarised) with its overrides and status."""
     lines = [f"# Sweep {sweep_dir}", "", f"{num_runs} runs; mean ± std over seeds; best valid NDCG@10 first.", ""]
+    tail = _left_out_lines(left_out, keys) if left_out is not None and len(left_out) else []
     if summary.empty:
-        return "\n".join([*lines, "No finished run (no results.json)."]) + "\n"
+        return "\n".join([*lines, "No finished run (no results.json).", *tail]) + "\n"
     metrics = [c[: -len(" mean")] for c in summary.columns if c.endswith(" mean")]
     lines.append("| " + " | ".join([*keys, "runs", *metrics]) + " |")
     lines.append("|" + "---|" * (len(keys) + 1 + len(metrics)))
@@ -106,7 +115,15 @@ def summary_markdown(summary: pd.DataFrame, keys: list[str], sweep_dir: Path, nu
             digits = 1 if m == "train_seconds" else 4
             cells.append(f"{row[f'{m} mean']:.{digits}f} ± {row[f'{m} std']:.{digits}f}")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *tail]) + "\n"
+
+
+def _left_out_lines(left_out: pd.DataFrame, keys: list[str]) -> list[str]:
+    lines = ["", f"Not summarised ({len(left_out)} of the runs):", ""]
+    for _, row in left_out.iterrows():
+        setting = ", ".join(f"{k}={row[k]}" for k in [*keys, *SEED_KEYS] if k in row and str(row[k]) != "")
+        lines.append(f"- `{row['run']}`{f' ({setting})' if setting else ''}: {row['status']}")
+    return lines
 
 
 def _as_numbers(values: pd.Series) -> pd.Series | None:
@@ -166,7 +183,8 @@ def aggregate_sweep(sweep_dir: str | Path) -> dict[str, Path]:
     out = {"csv": sweep_dir / "summary.csv", "md": sweep_dir / "summary.md"}
     table.to_csv(out["csv"], index=False)
     summary = summarize(table, setting_keys)
-    out["md"].write_text(summary_markdown(summary, setting_keys, sweep_dir, len(rows)))
+    left_out = table[table["status"] != "ok"]
+    out["md"].write_text(summary_markdown(summary, setting_keys, sweep_dir, len(rows), left_out))
     if MAIN_METRIC in table and (table["status"] == "ok").any():
         for key in setting_keys:
             out[f"plot:{key}"] = plot_against(table, key, sweep_dir / f"{MAIN_METRIC}_vs_{key}.png")
@@ -177,4 +195,4 @@ def read_summary(sweep_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(Path(sweep_dir) / "summary.csv")
 
 
-__all__ = ["MAIN_METRIC", "aggregate_sweep", "read_summary", "run_dirs", "summarize"]
+__all__ = ["FAILED", "FAILED_FILE", "MAIN_METRIC", "aggregate_sweep", "read_summary", "run_dirs", "summarize"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class AggregateSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from recattn_jax.sweep.aggregate import aggregate_sweep
+        from recattn_jax.sweep.aggregate import FAILED, aggregate_sweep, read_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -24,3 +25,10 @@ class AggregateSweep(Callback):
             return
         print((sweep_dir / "summary.md").read_text())
         print("sweep summary: " + ", ".join(str(p) for p in written.values()))
+        failed = read_summary(sweep_dir)["status"].astype(str).str.startswith(FAILED)
+        if failed.any():  # the other jobs ran and are summarised; the sweep as a whole still reports the failure
+            from recattn_jax.cli import UserErrorExit
+
+            reason = f"{int(failed.sum())} of {len(failed)} jobs failed (listed in {sweep_dir / 'summary.md'})"
+            print(f"error: {reason}", file=sys.stderr, flush=True)
+            raise UserErrorExit(reason)
