@@ -50,24 +50,17 @@ def test_aggregate_groups_seeds_and_sorts_best_first(tmp_path):
     assert written["plot:model.blocks"].exists() and written["plot:train.lr"].exists()
 
 
+def tiny_sweep(sweep, *swept):
+    """`python -m experiments.train -m` of one-step tiny jobs over `swept` into `sweep`."""
+    command = [sys.executable, "-m", "experiments.train", "-m", *tiny_overrides(), "train.max_steps=1", *swept]
+    return subprocess.run(
+        [*command, f"hydra.sweep.dir={sweep}"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400
+    )
+
+
 def test_multirun_writes_results_and_ends_with_summary(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.train",
-            "-m",
-            *tiny_overrides(),
-            "train.max_steps=1",
-            "model.blocks=1,2",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = tiny_sweep(sweep, "model.blocks=1,2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (sweep / "0" / "results.json").exists() and (sweep / "1" / "results.json").exists()
     table = pd.read_csv(sweep / "summary.csv")
@@ -81,22 +74,7 @@ def test_a_failing_job_leaves_the_others_and_is_listed(tmp_path):
     listed with its one-line reason in summary.md, and the sweep exits 2 (it used to stop at the first failure,
     with no summary)."""
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.train",
-            "-m",
-            *tiny_overrides(),
-            "train.max_steps=1",
-            "model.dropout=1.5,0.1",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = tiny_sweep(sweep, "model.dropout=1.5,0.1")
     reason = "model.dropout=1.5 must lie in [0.0, 1.0)"
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert (sweep / "0" / "failed.txt").read_text() == reason + "\n"
