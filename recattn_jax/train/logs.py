@@ -89,7 +89,6 @@ class RunLog:
                 self.tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
                 self.tensorboard.add_text("config", "```\n" + config_yaml(config) + "\n```", resumed_from or 0)
         self.write({"kind": "start", "step": resumed_from or 0, "git_commit": commit, "resumed_from": resumed_from})
-        self.file.flush()
 
     def _truncate_after(self, step: int, evaluated: bool) -> None:
         """Keep what happened up to `step` (train records at it; the evaluation that followed it if `evaluated`)."""
@@ -108,8 +107,11 @@ class RunLog:
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, record: dict) -> None:
+        """Append `record`, flushed at once: a kill -9 (which no checkpoint outlives unflushed) keeps every record
+        written before it, and a resume keeps those up to its checkpoint."""
         record = {**record, "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
         self.file.write(json.dumps(record, default=_json_default) + "\n")
+        self.file.flush()
         if self.tensorboard is not None and record["kind"] in ("train", "eval"):
             for key, value in record.items():
                 if key not in ("step", "kind", "time") and isinstance(value, int | float):
@@ -140,7 +142,6 @@ class RunLog:
         if valid_trained is not None:
             record |= flat_metrics("valid_trained", valid_trained)
         self.write(record)
-        self.file.flush()
 
     def end(self, results: dict) -> None:
         """The run's last record: its steps, the best step and the best state's test metrics."""

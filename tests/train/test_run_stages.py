@@ -1,5 +1,7 @@
 """The stages of `train_and_evaluate`: where the schedule cuts segments, and every way out closes what it opened."""
 
+import json
+
 import pytest
 
 from recattn_jax.config import TrainConfig
@@ -55,3 +57,15 @@ def test_every_way_out_closes_the_checkpoints_and_the_log(way_out, tiny_config, 
         train_and_evaluate(tiny_config, tmp_path)
     assert len(closed_logs) == 1 and closed_logs[0].file.closed
     assert set(checkpoint._OPEN) <= open_before  # the run's best/ and latest/ managers are closed
+
+
+def test_every_record_is_on_disk_when_written(tiny_config, tmp_path):
+    """A kill -9 between checkpoints must not take the training-loss records already written with it (they
+    were buffered until the next evaluation): each record is in the file as soon as it is written."""
+    log = logs.RunLog(tmp_path, tiny_config, commit="abc")
+    try:
+        log.train(step=1, epoch=1, loss=2.5, lr=1e-3, seconds=0.1)
+        lines = (tmp_path / logs.METRICS_FILE).read_text().splitlines()
+        assert [json.loads(line)["kind"] for line in lines] == ["start", "train"]
+    finally:
+        log.close()
