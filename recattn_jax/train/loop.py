@@ -39,7 +39,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
             RunLog(run.log_dir, run.config, resumed_from=resumed_from, evaluated=not pos.in_epoch, commit=commit)
         )
         schedule = Schedule.of(train, run.arrays.num_rows, pos.step)
-        progress = stack.enter_context(StepProgress(train, log, schedule.total_steps, pos.step))
+        progress = stack.enter_context(StepProgress(train, log, schedule.total_steps, pos))
         with StopRequests() as stops:  # Ctrl-C / SIGTERM: the latest state is saved at the step they end
             state = train_epochs(
                 run, state, pos, schedule, latest, progress, validate=Selection(run, best, log).validate, stops=stops

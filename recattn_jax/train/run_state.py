@@ -35,6 +35,8 @@ class RunPosition:
     in_epoch: bool = False  # the epoch has steps or its evaluation still to do
     epoch_step: int = 0  # steps done in the epoch
     epoch_losses: list[float] = dataclasses.field(default_factory=list)  # their losses (float32 values)
+    # the losses of the steps since the last `train` record of metrics.jsonl, which the next one averages
+    log_losses: list[float] = dataclasses.field(default_factory=list)
     step: int = 0  # steps done in all
     best: float | None = None  # best valid NDCG@10 so far
     bad_evals: int = 0  # evaluations since the best (early stopping)

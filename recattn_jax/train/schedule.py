@@ -76,22 +76,31 @@ class Schedule:
 class StepProgress:
     """The progress bar over the run's steps, and a `train` record every `train.log_every_steps` steps."""
 
-    def __init__(self, train: TrainConfig, log: RunLog, total_steps: int, start_step: int):
-        self.train, self.log, self.logged_step = train, log, start_step
+    def __init__(self, train: TrainConfig, log: RunLog, total_steps: int, pos: RunPosition):
+        """`pos`: where the run starts; its `log_losses` are the steps a resumed run's next record also averages."""
+        self.train, self.log = train, log
+        self.pending: list = list(pos.log_losses)  # losses since the last record (device values while in a segment)
+        start_step = pos.step
         self.lr = learning_rate(train, total_steps)  # a number, or a schedule of the step
         disable = not (train.progress and is_primary())
         self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", disable=disable)
 
     def after_step(self, pos: RunPosition, losses: list) -> None:
-        """`losses`: those of the segment so far, which began at step `pos.step`."""
+        """`losses`: those of the segment so far, which began at step `pos.step`. A record averages every step
+        since the previous one, across segments, epochs and a resume."""
         self.bar.update(1)
+        self.pending.append(losses[-1])
         step = pos.step + len(losses)
         if step % self.train.log_every_steps == 0:
-            recent = losses[-min(len(losses), step - self.logged_step) :]
-            loss = float(np.mean(jax.device_get(recent)))
+            loss = float(np.mean(np.asarray(jax.device_get(self.pending), np.float32)))
             self.log.train(step=step, epoch=pos.epoch, loss=loss, lr=self.lr_at(step), seconds=pos.train_seconds)
-            self.logged_step = step
+            self.pending = []
             self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def end_segment(self, pos: RunPosition) -> None:
+        """The segment's steps are on the host: keep the unlogged losses in `pos`, which checkpoints save."""
+        self.pending = [float(x) for x in np.asarray(jax.device_get(self.pending), np.float32)]
+        pos.log_losses = list(self.pending)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of `step` (`train/lr_schedule.py`)."""
@@ -199,6 +208,7 @@ def train_segment(
     losses = [float(x) for x in jax.device_get(losses)]
     check_losses(losses, pos.step, pos.epoch, run.config.train.lr)  # on the host already: no extra sync
     pos.epoch_losses += losses
+    progress.end_segment(pos)
     pos.train_seconds += time.perf_counter() - started
     pos.step += len(losses)
     pos.epoch_step += len(losses)

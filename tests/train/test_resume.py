@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from recattn_jax.train.logs import read_metrics
@@ -39,6 +40,29 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(two_epochs, tmp_path
     assert [r["epoch"] for r in evals] == [1, 2]  # no evaluation logged twice
     assert [r["valid_full_NDCG@10"] for r in evals] == [h["valid_full_NDCG@10"] for h in whole["history"]]
     assert records[-1]["kind"] == "end" and records[0]["git_commit"]
+
+
+def test_loss_records_average_every_step_since_the_last_across_segments_and_a_resume(two_epochs, tmp_path):
+    """With a record every 4 steps and a checkpoint every 3, each record spans a checkpoint (a segment's end)
+    and the one at step 8 a resume from step 6: each is the float32 mean of its 4 steps' losses, read from a
+    run that records every step (logging does not change training), and the resumed log equals the whole one."""
+
+    def train_records(workdir):
+        return [(r["step"], r["epoch"], r["loss"], r["lr"]) for r in read_metrics(workdir) if r["kind"] == "train"]
+
+    every_step = dataclasses.replace(two_epochs, train=dataclasses.replace(two_epochs.train, log_every_steps=1))
+    train_and_evaluate(every_step, tmp_path / "every_step")
+    per_step = [loss for _, _, loss, _ in train_records(tmp_path / "every_step")]
+    assert len(per_step) == 8
+    two_epochs.train.log_every_steps = 4
+    train_and_evaluate(dataclasses.replace(two_epochs), tmp_path / "whole")
+    whole = train_records(tmp_path / "whole")
+    assert [(step, loss) for step, _, loss, _ in whole] == [
+        (4, float(np.mean(np.asarray(per_step[:4], np.float32)))),
+        (8, float(np.mean(np.asarray(per_step[4:], np.float32)))),
+    ]
+    stop_then_resume(two_epochs, tmp_path / "resumed", [7])
+    assert train_records(tmp_path / "resumed") == whole
 
 
 @pytest.mark.slow
