@@ -35,6 +35,7 @@ from recattn_jax.train.run_dir import (
     data_fingerprint,
     prepare_run_dir,
     with_resolved_paths,
+    write_atomic,
 )
 from recattn_jax.train.step import build_training
 
@@ -124,5 +125,6 @@ def prepare_run(config: Config, workdir: str | Path) -> tuple[RunSetup, nnx.Stat
     )
     check_same_data(config, workdir, data_fingerprint(split.data.sequences), write=is_primary())
     if is_primary():  # only process 0 writes files, and only once the inputs have been read without error
-        OmegaConf.save(OmegaConf.structured(config), workdir / "config.yaml")
+        # atomic: a kill while a resumed run rewrites it would leave a run that refuses to resume
+        write_atomic(workdir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(config)))
     return run, state

@@ -100,6 +100,14 @@ def check_resumable(config: Config, workdir: Path) -> None:
         pass  # the saved path no longer exists: the comparison below names it
     saved = to_dict(saved_config)
     current = to_dict(config)
+    if config.train.lr_schedule == "cosine":  # its length is the run's planned steps: they must stay
+        for key in ("epochs", "max_steps"):
+            if saved["train"].get(key) != current["train"].get(key):
+                raise ConfigError(
+                    f"train.resume=true in {workdir}: train.{key}={current['train'][key]!r} (was "
+                    f"{saved['train'].get(key)!r}) would re-time train.lr_schedule=cosine, which decays over the "
+                    "planned steps, under the steps already trained; resume with the interrupted run's value"
+                )
     for key in RESUME_FREE_KEYS:
         saved["train"].pop(key, None)
         current["train"].pop(key, None)

@@ -1,6 +1,7 @@
 """Run directories: a fresh run never mixes into a used one, resume needs a run, nothing is overwritten
 before the inputs are valid, data paths are stored absolute."""
 
+import dataclasses
 import shutil
 
 import pytest
@@ -138,3 +139,31 @@ def test_resume_may_lengthen_patience_but_not_change_training(run_copy):
         f"train.resume=true in {run_copy}: the config differs from the interrupted run's: "
         f"train.lr={old_lr * 2!r} (was {old_lr!r})"
     )
+
+
+def test_resume_may_not_change_the_planned_steps_of_a_cosine_schedule(run_copy):
+    """train.epochs is free on resume, except under a cosine schedule, whose decay spans the planned steps:
+    changing it would re-time the learning rate under the steps already trained."""
+    from recattn_jax.train.run_state import check_resumable
+
+    config_file = run_copy / "config.yaml"
+    saved = to_config(OmegaConf.to_container(OmegaConf.load(config_file)))
+    saved.train.resume = True
+    saved.train.epochs += 1
+    check_resumable(saved, run_copy)  # a constant learning rate: accepted
+    saved.train.lr_schedule = "cosine"
+    OmegaConf.save(
+        OmegaConf.structured(
+            dataclasses.replace(saved, train=dataclasses.replace(saved.train, epochs=saved.train.epochs - 1))
+        ),
+        config_file,
+    )
+    with pytest.raises(ConfigError) as error:
+        check_resumable(saved, run_copy)
+    assert str(error.value) == (
+        f"train.resume=true in {run_copy}: train.epochs={saved.train.epochs} (was {saved.train.epochs - 1}) would "
+        "re-time train.lr_schedule=cosine, which decays over the planned steps, under the steps already trained; "
+        "resume with the interrupted run's value"
+    )
+    saved.train.epochs -= 1
+    check_resumable(saved, run_copy)  # the same plan: accepted
