@@ -91,6 +91,8 @@ def hydra_entry(main: Callable[[], object]) -> None:
                 for line in lines
                 if "HYDRA_FULL_ERROR" not in line and not line.startswith(("full_key", "reference_type", "object_type"))
             ]
+            if any(line.startswith("Traceback (most recent call last)") for line in lines):
+                lines = lines[-1:]  # Hydra printed a traceback (e.g. an uncreatable run dir): its last line says why
             held.held, sys.stderr = [], held.stream  # said in one line instead
             said = "; ".join(line.rstrip(".") for line in lines[:3]) or "the command line cannot be read"
             print(f"error: {said}", file=sys.stderr, flush=True)

@@ -108,3 +108,13 @@ def test_cli_hydra_errors_are_one_line_exit_2(cli, tmp_path, override, message):
 def test_cli_recommend_without_run_dir(cli):
     code, _, err = cli("experiments.recommend")
     assert (code, err) == (2, "error: run_dir=DIR is required: the directory of a finished training run\n")
+
+
+def test_cli_run_dir_that_cannot_be_made_is_one_line(cli, tmp_path):
+    """Hydra fails making the run directory (under a file) and prints a traceback: the one line is its
+    last line, the reason, not the traceback's first lines."""
+    (tmp_path / "file").write_text("")
+    run_dir = tmp_path / "file" / "run"
+    code, out, err = cli("experiments.train", *tiny_overrides(), f"hydra.run.dir={run_dir}")
+    assert code == 2 and "Traceback" not in out + err
+    assert err.strip().splitlines() == [f"error: NotADirectoryError: [Errno 20] Not a directory: '{run_dir}'"]
