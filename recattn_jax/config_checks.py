@@ -245,6 +245,13 @@ def check_accuracy_levers(config: Config) -> None:
             f"{lever} needs the next-item loss over each row's items, which model.name={config.model.name} does not "
             f"train with (it has its own objective); use one of {next_item}"
         )
+    if t.whole_history and config.model.name == "pop":
+        raise ConfigError(
+            "train.whole_history=true with model.name=pop: pop counts each training row's items, and a user's "
+            "history windows share one item each (a window's first input is the last target of the one before), "
+            "which it would count twice; leave train.whole_history=false (pop then counts each user's newest "
+            "model.max_len + 1 training items)"
+        )
     m = config.model
     if m.ffn not in FEED_FORWARDS:
         raise ConfigError(f"model.ffn={m.ffn!r}; choose one of {list(FEED_FORWARDS)}")

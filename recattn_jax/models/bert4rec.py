@@ -1,10 +1,11 @@
 """BERT4Rec (Sun et al. 2019): a bidirectional Transformer encoder trained by masked-item prediction.
 
-Training: each item of a user's training sequence (the targets row: the last max_len training
-items) is replaced with probability `model.mask_prob` by the [mask] token (id I + 1, a row of the
-embedding table that is never a candidate); the outputs at the masked positions predict the hidden
-items with the configured next-item loss (`loss=ce`: full softmax over the items). Test: [mask] is
-appended after the history (whose oldest item drops out of the window) and its output is the user.
+Training: each item of a user's training sequence (the targets row: the last max_len of its
+training items after the first, which therefore never trains) is replaced with probability
+`model.mask_prob` by the [mask] token (id I + 1, a row of the embedding table that is never a
+candidate); the outputs at the masked positions predict the hidden items with the configured
+next-item loss (`loss=ce`: full softmax over the items). Test: [mask] is appended after the history
+(whose oldest item drops out of the window) and its output is the user.
 With event types (data.event_col), a [mask] position gets event 0, "unknown": at test time the next
 event is not known, so training hides the masked items' events as well.
 """
@@ -55,7 +56,7 @@ class BERT4Rec(nnx.Module):
 
     def train_loss(self, batch, loss_fn, rng, rngs, *, user_offset: UserOffset = None):
         """Masked-item loss; `user_offset` (user side features) is added to every output state."""
-        seq = batch["targets"]  # the last max_len items of each training sequence, right-aligned
+        seq = batch["targets"]  # each training sequence but its first item, the last max_len, right-aligned
         masked = (jax.random.uniform(rng, seq.shape) < self.mask_prob) & (seq != 0)
         inputs = jnp.where(masked, self.mask_token, seq)
         labels = jnp.where(masked, seq, 0)  # the loss averages over labelled positions only

@@ -8,8 +8,10 @@ from flax import nnx
 from tiny_configs import TINY
 
 from recattn_jax.config import ModelConfig, to_config
+from recattn_jax.config_checks import check_config
 from recattn_jax.data.batches import next_item_arrays
 from recattn_jax.data.load import load_split
+from recattn_jax.errors import ConfigError
 from recattn_jax.models import MODELS, build_model
 from recattn_jax.models.scoring import score_all, score_items
 from recattn_jax.train.epoch import run_epoch
@@ -98,6 +100,18 @@ def test_pop_counts_the_items_of_the_training_rows(tiny_config):
     window = [split.train_sequences[u][-(tiny_config.model.max_len + 1) :] for u in arrays.users]
     expected = np.bincount(np.concatenate(window), minlength=split.data.num_items + 1)
     np.testing.assert_allclose(np.asarray(model.counts[...]), expected)
+
+
+def test_pop_refuses_whole_history_windows(tiny_config):
+    """Whole-history windows share an item each (a window's first input is the last target of the one
+    before), so pop, which counts each row's items, would count it twice: refused before a run."""
+    tiny_config.model.name, tiny_config.train.whole_history = "pop", True
+    with pytest.raises(
+        ConfigError, match=r"^train\.whole_history=true with model\.name=pop: .* counts each user's newest"
+    ):
+        check_config(tiny_config)
+    tiny_config.train.whole_history = False
+    check_config(tiny_config)
 
 
 def test_bpr_mf_user_is_mean_of_history_factors():
