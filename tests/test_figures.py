@@ -60,26 +60,14 @@ def test_quick_model_comparison_trains_every_registered_model(tmp_path):
 
 
 def test_unknown_figure_is_reported(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.figures", f"out_dir={tmp_path}", "only=nope"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = quick_figures(tmp_path, "only=nope")  # refused before anything is made
     assert proc.returncode == 2 and "unknown figure" in proc.stderr
 
 
 def test_out_dir_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     out_dir = tmp_path / "file" / "figures"  # under a file: NotADirectoryError, once a traceback
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.figures", f"out_dir={out_dir}", "only=sasrec_published"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = quick_figures(out_dir, "only=sasrec_published")
     assert (proc.returncode, proc.stderr) == (
         2,
         f"error: out_dir={out_dir}: cannot make the folder (Not a directory)\n",

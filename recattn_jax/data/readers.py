@@ -28,7 +28,7 @@ import pandas as pd
 from recattn_jax.errors import ConfigError, DataError, cut
 
 # SASRec text ids: ASCII digits with an optional sign (int() would also take `1_0` and non-ASCII digits)
-_TEXT_INTEGER = re.compile(r"[+-]?[0-9]+")
+TEXT_INTEGER = re.compile(r"[+-]?[0-9]+")
 # the bytes of a file whose every token the fast parser reads as the scan would (it also takes `1.0` and `1e3`)
 _PLAIN_INTEGER_BYTES = np.zeros(256, bool)
 _PLAIN_INTEGER_BYTES[list(b"0123456789+- \r\n")] = True
@@ -102,7 +102,7 @@ def _scan_sasrec_txt(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     f"{path.name} line {lineno}: expected 'user item', got {len(fields)} fields: {cut(line.strip())}"
                 )
             for kind, token, out in (("user", fields[0], users), ("item", fields[1], items)):
-                if not _TEXT_INTEGER.fullmatch(token):
+                if not TEXT_INTEGER.fullmatch(token):
                     hint = " (ASCII digits with an optional sign)" if _python_int(token) else ""
                     raise DataError(f"{path.name} line {lineno}: {kind} id {cut(token)} is not an integer{hint}")
                 out.append(int(token))

@@ -3,13 +3,11 @@ would train on features of nothing), some missing is a warning with the counts."
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Collection, Sequence
 
+from recattn_jax.data.readers import TEXT_INTEGER  # an id written as an integer, in either file
 from recattn_jax.errors import DataError, cut
-
-INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def id_coverage(
@@ -48,10 +46,13 @@ def _mismatch(ids: Sequence[str], listed: Collection[str], what: str) -> str:
     if not listed:
         return f"it lists no {what}"
     text = f"the {what} look like {_examples(ids)}; the file's like {_examples(listed)}"
-    as_numbers = {int(i) for i in ids if INTEGER.fullmatch(i)} & {int(i) for i in listed if INTEGER.fullmatch(i)}
-    if as_numbers:
+    if _as_numbers(ids) & _as_numbers(listed):
         text += "; some are equal as numbers, so the two files write ids differently (e.g. with leading zeros)"
     return text
+
+
+def _as_numbers(ids: Collection[str]) -> set[int]:
+    return {int(i) for i in ids if TEXT_INTEGER.fullmatch(i)}
 
 
 def _examples(ids: Collection[str], count: int = 3) -> str:
