@@ -282,6 +282,29 @@ def test_normal_init_redraws_embeddings_and_residual_branch_kernels_only():
     )
 
 
+def test_sasrec_plus_init_is_normal_with_torch_attention_projections():
+    """model.init=sasrec_plus: what normal draws, then q, k, v kernels as torch.nn.MultiheadAttention's packed
+    [3D, D] in-projection (Xavier-uniform): the bound and spread of torch's own draw."""
+    torch = pytest.importorskip("torch", reason="compared with torch's own draw (pip install -e '.[test]')")
+    build = lambda init: build_model(  # noqa: E731
+        ModelConfig(max_len=50, hidden=64, blocks=2, heads=1, init=init), 500, backend="reference", rngs=nnx.Rngs(3)
+    )
+    normal, plus = (nnx.to_flat_state(nnx.state(build(init))) for init in ("normal", "sasrec_plus"))
+    theirs = torch.nn.MultiheadAttention(64, 1).in_proj_weight.detach().numpy()  # [3D, D]
+    bound = np.sqrt(6.0 / (64 + 3 * 64))
+    redrawn = []
+    for (path, a), (_, b) in zip(normal, plus, strict=True):
+        name = "/".join(map(str, path))
+        if not any(k in name for k in ("query/kernel", "key/kernel", "value/kernel")):
+            np.testing.assert_array_equal(a[...], b[...], err_msg=name)
+            continue
+        redrawn.append(name)
+        assert np.abs(b[...]).max() <= bound and np.abs(b[...]).max() > 0.95 * bound, name
+        assert abs(float(np.std(b[...])) / float(np.std(theirs)) - 1) < 0.1, name
+        assert abs(float(np.std(a[...])) / float(np.std(theirs)) - 1) > 0.2, name  # the default's spread is not
+    assert len(redrawn) == 6
+
+
 # (lever, a value no builder knows, a valid value other than the default)
 LEVERS = [
     ("ffn", "gelu", "swiglu"),
