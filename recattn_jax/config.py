@@ -65,7 +65,7 @@ class ModelConfig:
     # and attention-output kernels from N(0, 0.02^2), GPT-2-style, as the SASRec+ code). Xavier's item-table scale
     # is sqrt(2 / (rows + hidden)): 0.024 on ML-1M, 0.006 on Beauty's 54,543 rows, where normal is needed to
     # reproduce SASRec+ (docs/results.md, item 4) | sasrec_plus (normal, and the query, key and value kernels as
-    # torch.nn.MultiheadAttention draws its packed in-projection: every parameter as SASRec+'s code draws it)
+    # torch.nn.MultiheadAttention draws its packed in-projection: each parameter from SASRec+'s code's distribution)
     init: str = "xavier"
     candidate_chunk: int = 512  # din: candidate items scored per chunk in full ranking
     train_negatives: int = 8  # din, bpr_mf: sampled negatives per positive in their own training losses

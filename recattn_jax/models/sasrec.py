@@ -111,7 +111,8 @@ def normal_init(model: nnx.Module, rngs: nnx.Rngs, *, torch_attention: bool = Fa
     `torch_attention` (model.init=sasrec_plus): the query, key and value kernels are redrawn too, as
     torch.nn.MultiheadAttention draws its packed [3D, D] in-projection, which SASRec+'s code leaves as torch made
     it: one Xavier-uniform matrix, U(-a, a) with a = sqrt(6 / (D + 3D)) (std 0.088 at D = 64, where the default
-    LeCun-normal kernels have 0.125). With this, every parameter is drawn as in SASRec+'s code."""
+    LeCun-normal kernels have 0.125). With this, every parameter is drawn from the distribution SASRec+'s code
+    draws it from (but the padding row, which it zeroes and which never scores here)."""
     attentions = [module for _, module in nnx.iter_graph(model) if isinstance(module, MultiHeadAttention)]
     qkv = {id(layer) for module in attentions for layer in (module.query, module.key, module.value)}
     for _, module in nnx.iter_graph(model):
