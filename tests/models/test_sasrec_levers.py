@@ -259,13 +259,17 @@ def test_positions_from_oldest_count_from_each_rows_first_item():
         np.testing.assert_array_equal(x[...], y[...])
 
 
+def init_model(init):
+    """A 64-wide SASRec over 500 items with `model.init=init`, drawn from the same seed whatever the init."""
+    return build_model(
+        ModelConfig(max_len=50, hidden=64, blocks=2, heads=1, init=init), 500, backend="reference", rngs=nnx.Rngs(3)
+    )
+
+
 def test_normal_init_redraws_embeddings_and_residual_branch_kernels_only():
     """model.init=normal: embeddings, feed-forward and attention-output kernels ~ N(0, 0.02^2); the query, key and
     value projections, biases and layer norms are what the default draws (the same rngs, drawn first)."""
-    build = lambda init: build_model(  # noqa: E731
-        ModelConfig(max_len=50, hidden=64, blocks=2, heads=1, init=init), 500, backend="reference", rngs=nnx.Rngs(3)
-    )
-    default, normal = (nnx.to_flat_state(nnx.state(build(init))) for init in ("xavier", "normal"))
+    default, normal = (nnx.to_flat_state(nnx.state(init_model(init))) for init in ("xavier", "normal"))
     redrawn = []
     for (path, a), (_, b) in zip(default, normal, strict=True):
         name = "/".join(map(str, path))
@@ -286,10 +290,7 @@ def test_sasrec_plus_init_is_normal_with_torch_attention_projections():
     """model.init=sasrec_plus: what normal draws, then q, k, v kernels as torch.nn.MultiheadAttention's packed
     [3D, D] in-projection (Xavier-uniform): the bound and spread of torch's own draw."""
     torch = pytest.importorskip("torch", reason="compared with torch's own draw (pip install -e '.[test]')")
-    build = lambda init: build_model(  # noqa: E731
-        ModelConfig(max_len=50, hidden=64, blocks=2, heads=1, init=init), 500, backend="reference", rngs=nnx.Rngs(3)
-    )
-    normal, plus = (nnx.to_flat_state(nnx.state(build(init))) for init in ("normal", "sasrec_plus"))
+    normal, plus = (nnx.to_flat_state(nnx.state(init_model(init))) for init in ("normal", "sasrec_plus"))
     theirs = torch.nn.MultiheadAttention(64, 1).in_proj_weight.detach().numpy()  # [3D, D]
     bound = np.sqrt(6.0 / (64 + 3 * 64))
     redrawn = []

@@ -117,12 +117,25 @@ def rows():
     return left_in, left_out, right_in, right_out
 
 
+encode = nnx.jit(lambda model, seq: model.encode(seq))
+user_representation = nnx.jit(lambda model, seq: model.user_representation(seq))
+
+
 def real(left, right, lengths=LENGTHS):
     """The real slots of each row, ours (left-padded) and SASRec+'s (right-padded), stacked in the same order."""
     return (
         np.concatenate([left[r, MAX_LEN - n :] for r, n in enumerate(lengths)]),
         np.concatenate([right[r, :n] for r, n in enumerate(lengths)]),
     )
+
+
+def states(model):
+    """Our states and the torch reference's (same weights, eval mode) at the batch's real slots, in one order."""
+    left_in, _, right_in, _ = rows()
+    mine = np.asarray(encode(model, jnp.asarray(left_in, jnp.int32)))
+    with torch.no_grad():
+        theirs = to_torch(model)(torch.tensor(right_in)).numpy()
+    return mine, theirs
 
 
 @nnx.jit
@@ -135,15 +148,12 @@ def loss_and_grads(model, seq, targets):
 
 def test_states_match_sasrec_plus_torch_model():
     model = ours()
-    left_in, _, right_in, _ = rows()
-    mine = np.asarray(nnx.jit(lambda m, s: m.encode(s))(model, jnp.asarray(left_in, jnp.int32)))
-    with torch.no_grad():
-        theirs = to_torch(model)(torch.tensor(right_in)).numpy()
+    mine, theirs = states(model)
     a, b = real(mine, theirs)
     assert np.abs(b).max() > 0.5  # states of real size, not near-zero ones that would match anything
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
     # the user representation (the newest state) is the one SASRec+ ranks with
-    last = np.asarray(nnx.jit(lambda m, s: m.user_representation(s))(model, jnp.asarray(left_in, jnp.int32)))
+    last = np.asarray(user_representation(model, jnp.asarray(rows()[0], jnp.int32)))
     np.testing.assert_allclose(last, [theirs[r, n - 1] for r, n in enumerate(LENGTHS)], atol=2e-5, rtol=1e-5)
 
 
@@ -162,8 +172,8 @@ def test_full_cross_entropy_and_gradients_match_torch():
 
     assert ref_loss.item() > 1.0  # far from a trained model's loss: every class gets gradient
     np.testing.assert_allclose(float(loss), ref_loss.item(), rtol=1e-5)
-    grad = lambda *path: np.asarray(grads[path][...])  # noqa: E731
-    grads = dict(nnx.to_flat_state(grads))
+    flat = dict(nnx.to_flat_state(grads))
+    grad = lambda *path: np.asarray(flat[path][...])  # noqa: E731
     pairs = [
         (grad("embedding", "items", "embedding"), ref.items.weight.grad, False),
         (grad("embedding", "positions", "embedding"), ref.positions.weight.grad, False),
@@ -189,9 +199,5 @@ def test_the_reference_would_catch_a_changed_block():
     model = ours()
     for block in model.encoder.blocks:
         block.layer_norm = "pre"
-    left_in, _, right_in, _ = rows()
-    mine = np.asarray(nnx.jit(lambda m, s: m.encode(s))(model, jnp.asarray(left_in, jnp.int32)))
-    with torch.no_grad():
-        theirs = to_torch(model)(torch.tensor(right_in)).numpy()
-    a, b = real(mine, theirs)
+    a, b = real(*states(model))
     assert not np.allclose(a, b, atol=1e-2)
