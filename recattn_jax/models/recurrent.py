@@ -44,6 +44,7 @@ class RecurrentRecommender(nnx.Module):
         self.items, self.encoder, self.outputs = items, encoder, outputs
         # b_i per item: zeros from a key of its own, as nnx.Linear draws one (later initial weights unchanged)
         self.bias = nnx.Param(nnx.initializers.zeros(rngs.params(), (rows,)), **ITEM_ROWS) if bias else None
+        self.constant_columns = int(bias)  # the 1 after each state (user features leave it at 1)
         self.dropout = Dropout(dropout)
         self.events = event_embedding(num_event_types, dim, rngs=rngs)  # None without event types
 

@@ -9,7 +9,9 @@ kind it keeps (models/interface.py), and reads the `users=` every call passes.
 - OWN_SCORING target attention (din) adds `user_offset` to the interest of each candidate inside
   `score_all` / `score_items` / `train_loss` (TargetWithUserFeatures).
 
-W starts at zero, so training starts from the model without user features.
+W starts at zero, so training starts from the model without user features. A model whose user vector ends in
+constant columns (`constant_columns`: lstm's 1 that multiplies each item's bias) keeps them: W f_u is zero there,
+so the user's features move the hidden state and never rescale the item bias.
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ class UserFeatures(nnx.Module, Generic[M]):
 
     inner: M
 
-    def __init__(self, inner: M, user_features: np.ndarray, dim: int, *, rngs: nnx.Rngs):
+    def __init__(self, inner: M, user_features: np.ndarray, dim: int, *, rngs: nnx.Rngs, constant_columns: int = 0):
         self.inner = inner
         self.user_features = FeatureConstant(jnp.asarray(user_features, jnp.float32))  # [U, F]
         self.project = nnx.Linear(user_features.shape[1], dim, kernel_init=nnx.initializers.zeros, rngs=rngs)
+        self.constant_columns = constant_columns  # trailing columns of the user vector that W f_u leaves alone
 
     @property
     def kind(self) -> ModelKind:
@@ -56,7 +59,8 @@ class UserFeatures(nnx.Module, Generic[M]):
     def user_vector(self, users: Users) -> Float[Array, "B D"]:
         if users is None:
             raise ValueError("this model adds user features: pass the user indices (users=)")
-        return self.project(self.user_features[...][jnp.maximum(users, 0)])  # -1 (a padding row) -> any user
+        offset = self.project(self.user_features[...][jnp.maximum(users, 0)])  # -1 (a padding row) -> any user
+        return jnp.pad(offset, ((0, 0), (0, self.constant_columns)))
 
 
 def _offset_loss(wrapper: UserFeatures, inner: OwnLoss, batch, loss_fn, rng, rngs) -> Float[Array, ""]:
@@ -112,7 +116,10 @@ def with_user_features(model: nnx.Module, user_features: np.ndarray, *, hidden: 
     kind = model_kind(model)
     if kind is ModelKind.OWN_SCORING:
         return TargetWithUserFeatures(cast(OwnScoring, model), user_features, hidden, rngs=rngs)
-    width = cast(DotProductScorer, model).item_table().shape[1]
+    constant = getattr(model, "constant_columns", 0)  # e.g. lstm's bias column, matched by a constant 1
+    width = cast(DotProductScorer, model).item_table().shape[1] - constant
     if kind is ModelKind.DOT_PRODUCT:
-        return EncoderWithUserFeatures(cast(SequenceEncoder, model), user_features, width, rngs=rngs)
-    return OwnLossWithUserFeatures(cast(OwnLossModel, model), user_features, width, rngs=rngs)
+        encoder = cast(SequenceEncoder, model)
+        return EncoderWithUserFeatures(encoder, user_features, width, rngs=rngs, constant_columns=constant)
+    own_loss = cast(OwnLossModel, model)
+    return OwnLossWithUserFeatures(own_loss, user_features, width, rngs=rngs, constant_columns=constant)

@@ -136,6 +136,24 @@ def test_user_features_change_the_user():
         build_model(ModelConfig(name="pop"), 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3))
 
 
+def test_user_features_leave_the_lstm_item_bias_alone():
+    """lstm scores W_i h + b_i through [h, 1] . [W_i, b_i]: W f_u moves h and leaves the 1 (b_i is not rescaled)."""
+    config = ModelConfig(name="lstm", max_len=4, hidden=8, dropout=0.0)
+    model = build_model(config, 5, backend="reference", rngs=nnx.Rngs(0), user_features=np.eye(3, dtype=np.float32))
+    model.inner.bias[...] = jax.random.normal(jax.random.key(2), model.inner.bias.shape)
+    model.project.kernel[...] = kernel = jax.random.normal(jax.random.key(1), model.project.kernel.shape)
+    seq, users = jnp.array([[0, 1, 2, 3], [0, 1, 2, 3]]), jnp.array([0, 2])
+
+    @nnx.jit
+    def scores(model, seq, users):
+        with_user = model.user_representation(seq, users=users) @ model.item_table().T
+        without = model.inner.user_representation(seq) @ model.inner.item_table().T
+        return with_user, without, model.inner.outputs.table
+
+    with_user, without, weights = scores(model, seq, users)
+    np.testing.assert_allclose(with_user, without + kernel[users] @ weights.T, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru4rec", "bpr_mf"])
 def test_fused_tables_of_recurrent_and_mf_models_use_the_features(name):
     features = build_item_features(["a b", "", "c"], [["x", "y"], [], []])
