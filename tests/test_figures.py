@@ -106,6 +106,10 @@ def test_published_table_has_every_anchor_ours_and_the_target(tmp_path):
     best = frame[frame.system == "experiment=sasrec_ml1m_best"].iloc[0]
     assert best["seeds"] == len(seeds) and best["NDCG@10"] == pytest.approx(np.mean(ndcg))
     assert best["NDCG@10 std"] == pytest.approx(np.std(ndcg, ddof=1))
+    code = sorted(RESULTS_DIR.glob("ablation_ce_sasrec_code.seed*.json"))  # the SASRec+ config with its code's details
+    code_row = frame[frame.system.str.contains("model.init=normal")].iloc[0]
+    code_ndcg = [json.loads(p.read_text())["test"]["full"]["NDCG@10"] for p in code]
+    assert code_row["seeds"] == len(code) == 3 and code_row["NDCG@10"] == pytest.approx(np.mean(code_ndcg))
     target = frame[frame.kind == "target"].iloc[0]
     assert (target["NDCG@10"], target["HR@10"]) == (0.200, 0.340)
     paths = fig.make(tmp_path, quick=False, runs=None)
