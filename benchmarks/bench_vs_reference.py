@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shlex
 import shutil
 import subprocess
 import sys
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n## bench_vs_reference.py — {env['date']}, commit {env['commit']}\n",
         f"Machine: {env['machine']}; python {env['python']}, jax {env['jax']}, flax {env['flax']}, "
         f"torch {env['torch']}. Per epoch = (wall({n2}) - wall({n1})) / {n2 - n1}, whole processes.\n",
-        f"Command: `python benchmarks/bench_vs_reference.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n",
+        f"Command: `python benchmarks/bench_vs_reference.py {shlex.join(sys.argv[1:] if argv is None else argv)}`\n",
         f"| run | s/epoch | wall {n1} epochs | wall {n2} epochs | speed vs reference | speed vs SASRec+'s code |",
         "|---|---|---|---|---|---|",
     ]
