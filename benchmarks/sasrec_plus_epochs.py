@@ -11,11 +11,11 @@ and `SeqRec`'s loss (`compute_loss`: CE over every position, padding label -100)
 pass is `CausalLMPredictionDataset(validation_mode=True)` over every user (their `validation_size` 10,000 >
 6,040) through `SeqRec.make_prediction` (top 10 after filtering seen items) and `compute_val_metrics`, batch 256.
 What is not theirs: PyTorch Lightning's loop is replaced by the same per-batch step (zero_grad, backward,
-Adam step; the module's `training_step` is what Lightning calls), and `pytorch_lightning`, `transformers`,
-`clearml` and `recommenders`, which SASRec never calls, are stubbed when absent; DataLoader workers 0 (their
-config asks for 8, on a 2-core machine). Prints one line: `epochs=N seconds=S train_seconds=T valid_seconds=V
-valid_ndcg=...` (S: the whole run, data preparation included; T and V: the epochs' training steps and validation
-passes).
+Adam step; the module's `training_step` is what Lightning calls); `pytorch_lightning` and `transformers`, which
+SASRec's training never calls, are stubbed when absent (`run.py` and `metrics.py`, which import `clearml` and
+`recommenders`, are not imported); DataLoader workers 0 (their config asks for 8, on a 2-core machine).
+Prints one line: `epochs=N seconds=S train_seconds=T valid_seconds=V valid_ndcg=...` (S: the whole run, data
+preparation included; T and V: the epochs' training steps and validation passes).
 """
 
 from __future__ import annotations
