@@ -1,10 +1,12 @@
 """Train and evaluate a recommender: `python -m experiments.train [overrides]`.
 
 Returns valid NDCG@10 (full ranking) so Hydra sweepers can optimise it. Bad input ends with one line
-and exit code 2 (`RECATTN_DEBUG=1` shows the traceback); Ctrl-C / SIGTERM say how to resume.
+and exit code 2 (`RECATTN_DEBUG=1` shows the traceback); Ctrl-C / SIGTERM say how to resume; a run stopped
+by `train.stop_after_steps` says how to continue and exits 3.
 """
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -12,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from recattn_jax.cli import UserErrorExit, hydra_entry, run_entry
+from recattn_jax.cli import EXIT_STOPPED, UserErrorExit, hydra_entry, run_entry
 from recattn_jax.config import SELECTION_METRIC, register_configs, to_config
 from recattn_jax.config_checks import check_config
 from recattn_jax.sweep.aggregate import FAILED_FILE
@@ -41,6 +43,8 @@ def main(cfg: DictConfig) -> float:
         results = run_entry(train, on_interrupt=lambda: resume_hint(workdir))
     except RunStopped as e:
         print(e)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(EXIT_STOPPED)  # not finished: a script resumes until the exit status is 0
         return float("nan")
     except (UserErrorExit, Exception) as e:
         if HydraConfig.get().mode != RunMode.MULTIRUN:

@@ -7,6 +7,8 @@
   folder and renamed, so the last complete one stays valid.
 - Hydra's own errors before the run starts (an unknown key, a value of the wrong type): one line, exit 2
   (`hydra_entry`).
+- `train.stop_after_steps` reached (a planned stop, resumable): how to continue, exit 3 (`EXIT_STOPPED`), so that
+  a script can tell it from a finished run (0) and resume until it finishes.
 `RECATTN_DEBUG=1` re-raises instead, with the full traceback.
 """
 
@@ -23,6 +25,7 @@ from recattn_jax.errors import RecattnError
 
 DEBUG_ENV = "RECATTN_DEBUG"
 EXIT_USER_ERROR = 2
+EXIT_STOPPED = 3  # train.stop_after_steps was reached; `train.resume=true` continues the run
 T = TypeVar("T")
 
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from tiny_configs import tiny_overrides
 
 from recattn_jax.data.load import PROJECT_ROOT
 from recattn_jax.recommend import load_run, recommend
@@ -86,3 +87,15 @@ def test_recommend_in_item_chunks_matches_all_items(trained_run):
     chunked = recommend(trained_run, k=5, batch_size=16, item_chunk=7)
     assert chunked[["user", "rank", "item"]].equals(whole[["user", "rank", "item"]])
     np.testing.assert_allclose(chunked["score"], whole["score"], rtol=1e-6)
+
+
+def test_a_planned_stop_exits_3_and_its_resume_0(tmp_path):
+    """train.stop_after_steps is not a finished run: exit 3 says so (a script resumes until 0)."""
+    args = [*tiny_overrides(), "train.ckpt_every_steps=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = run("experiments.train", *args, "train.stop_after_steps=1")
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "stopped after 1 steps (train.stop_after_steps)" in proc.stdout and "train.resume=true" in proc.stdout
+    assert not (tmp_path / "run" / "results.json").exists()
+    proc = run("experiments.train", *args, "train.resume=true")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "results.json").exists()
