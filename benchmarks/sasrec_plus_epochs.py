@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
         state = saved["state"]
+        log_path = args.run_dir / "epochs.jsonl"
+        if log_path.exists():  # a kill after an epoch's log line and before its state: that epoch runs again
+            lines = log_path.read_text().splitlines(keepends=True)
+            log_path.write_text("".join(line for line in lines if json.loads(line)["epoch"] <= state["epoch"]))
     ndcg, train_seconds, valid_seconds = float("nan"), 0.0, 0.0
     while state["epoch"] < args.epochs and not state.get("stopped"):
         epoch_started = time.perf_counter()
