@@ -132,3 +132,24 @@ def test_a_run_cached_as_name_json_and_more_seeds_counts_once_per_seed(tmp_path,
     tests, where = fig.ours(quick=False, runs=None)["sasrec_ml1m_ce"]
     assert [t["full"]["NDCG@10"] for t in tests] == [0.17, 0.19]
     assert where == "2 seed(s): sasrec_ml1m_ce.json, sasrec_ml1m_ce.seed1.json"
+
+
+def test_their_code_row_averages_each_cached_seed_of_sasrec_plus_code(tmp_path, monkeypatch):
+    """SASRec+'s own code run here is a row of its own kind, from its harness's result.json per seed; without a
+    cached seed the row is there, empty, and says how to make one."""
+    monkeypatch.setattr(fig, "RESULTS_DIR", tmp_path)
+    row = lambda frame: frame[frame.kind == "their code"].iloc[0]  # noqa: E731
+    empty = row(fig.table(quick=False, runs=None))
+    assert np.isnan(empty["NDCG@10"]) and empty["seeds"] == 0
+    assert "sasrec_plus_epochs.py" in empty["source"]
+    for seed, ndcg in ((0, 0.18), (1, 0.19)):
+        result = {"test": {"NDCG@10": ndcg, "HR@10": 2 * ndcg}, "best_epoch": 60, "epochs": 70, "valid_ndcg": 0.2}
+        (tmp_path / f"sasrec_plus_code.seed{seed}.json").write_text(json.dumps(result))
+    filled = row(fig.table(quick=False, runs=None))
+    assert filled["seeds"] == 2 and filled["NDCG@10"] == pytest.approx(0.185) and filled["HR@10"] == pytest.approx(0.37)
+    assert filled["NDCG@10 std"] == pytest.approx(np.std([0.18, 0.19], ddof=1))
+    assert filled["source"] == "2 seed(s): sasrec_plus_code.seed0.json, sasrec_plus_code.seed1.json"
+    (tmp_path / "out").mkdir()
+    paths = fig.make(tmp_path / "out", quick=False, runs=None)
+    assert "SASRec+'s own code, run here" in (tmp_path / "out" / "sasrec_published.md").read_text()
+    assert len(paths) == 3

@@ -8,6 +8,9 @@ full CE and with 3000 sampled negatives, the RecSys'25 256-d SASRec, LRURec, HST
 the cached `ablation_ce_sasrec_code` seeds), `experiment=sasrec_ml1m_sampled3000` (SASRec+ 3000) and
 `experiment=sasrec_ml1m_best` (the mean and standard deviation over its cached seeds), with the issue's target
 (NDCG@10 0.200, HR@10 0.340) as a line. Ours are the test metrics of cached results.json copies in docs/results/.
+SASRec+'s own code, trained on this machine by `benchmarks/sasrec_plus_epochs.py` to early stopping, is a row of
+its own (the `result.json` of each seed, cached as `sasrec_plus_code.seedN.json`): the published row's code, run
+where ours ran.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ OURS = [
     ("full", "sasrec_ml1m_sampled3000", "experiment=sasrec_ml1m_sampled3000"),
     ("full", "sasrec_ml1m_best", "experiment=sasrec_ml1m_best"),
 ]
+# SASRec+'s own code run here: cached name, the row's name, the command that makes a seed's result.json
+REFERENCE_CODE = (
+    "sasrec_plus_code",
+    "SASRec+'s own code, run here (full CE, its config)",
+    "python benchmarks/sasrec_plus_epochs.py --src DIR/src --epochs 100 --patience 10 --run-dir DIR --seed N",
+)
 QUICK_BASELINE = [*QUICK, "model=sasrec"]
 
 
@@ -74,14 +83,24 @@ def ours(quick: bool, runs) -> dict[str, tuple[list[dict] | None, str]]:
     return out
 
 
-def _ours_row(protocol: str, system: str, tests: list[dict] | None, where: str) -> dict:
+def reference_code() -> tuple[list[dict] | None, str]:
+    """SASRec+'s own code, run here: the test metrics of each cached seed (full ranking), or None; where from."""
+    name, _, command = REFERENCE_CODE
+    seeds = sorted(RESULTS_DIR.glob(f"{name}.seed*.json"))
+    if not seeds:
+        return None, f"not run yet: {command}"
+    tests = [{"full": json.loads(path.read_text())["test"]} for path in seeds]
+    return tests, f"{len(tests)} seed(s): {', '.join(path.name for path in seeds)}"
+
+
+def _ours_row(protocol: str, system: str, tests: list[dict] | None, where: str, kind: str = "ours") -> dict:
     def stat(metric, reduce):
         values = [t[protocol][metric] for t in tests or [] if protocol in t]
         return float(reduce(values)) if values else float("nan")
 
     return {
         "protocol": protocol,
-        "kind": "ours",
+        "kind": kind,
         "system": system,
         "HR@10": stat("HR@10", np.mean),
         "NDCG@10": stat("NDCG@10", np.mean),
@@ -102,13 +121,14 @@ def table(quick: bool, runs) -> pd.DataFrame:
         for protocol, system, hr, ndcg, data in [SAMPLED_PUBLISHED, *FULL_PUBLISHED]
     ]
     rows += [_ours_row(protocol, system, *measured[name]) for protocol, name, system in OURS]
+    rows.append(_ours_row("full", REFERENCE_CODE[1], *reference_code(), kind="their code"))
     protocol, system, hr, ndcg = TARGET
     target = {"protocol": protocol, "kind": "target", "system": system, "HR@10": hr, "NDCG@10": ndcg}
     rows.append(target | {"source": "3-seed mean of experiment=sasrec_ml1m_best"})
     return pd.DataFrame(rows, columns=COLUMNS)  # a row without spread or seeds gets NaN there
 
 
-COLOURS = {"published": "0.6", "ours": "tab:blue"}
+COLOURS = {"published": "0.6", "ours": "tab:blue", "their code": "tab:orange"}
 COLUMNS = ["protocol", "kind", "system", "HR@10", "NDCG@10", "HR@10 std", "NDCG@10 std", "seeds", "source"]
 
 
@@ -120,6 +140,9 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
         "Published numbers are copied from the papers (`source`: the data each was measured on); ours are the "
         "cached runs named in `source`, the mean over seeds where several are cached (`std`: their sample "
         "standard deviation).",
+        "`their code`: SASRec+'s own PyTorch code (github.com/antklen/sasrec-bert4rec-recsys23, src/) trained on "
+        "this machine to early stopping by benchmarks/sasrec_plus_epochs.py; its test metrics as its predict and "
+        "seen-item filter score them.",
     ]
     shown = frame.assign(  # blank where a row has no spread or seeds
         **{
@@ -162,6 +185,7 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
         ax.set_title(f"full ranking (seen items filtered): test {metric} (axis from {low:.2f})", fontsize=8)
     axes[2].set_yticks([])
     fig.tight_layout()
-    footnote = "; ".join(f"{r['system']}: {r['source']}" for _, r in frame[frame.kind == "ours"].iterrows())
+    measured = frame[frame.kind.isin(["ours", "their code"])]
+    footnote = "; ".join(f"{r['system']}: {r['source']}" for _, r in measured.iterrows())
     paths.append(save_figure(fig, out_dir / "sasrec_published.png", footnote=footnote))
     return paths
