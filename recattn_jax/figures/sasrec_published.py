@@ -8,9 +8,9 @@ full CE and with 3000 sampled negatives, the RecSys'25 256-d SASRec, LRURec, HST
 the cached `ablation_ce_sasrec_code` seeds), `experiment=sasrec_ml1m_sampled3000` (SASRec+ 3000) and
 `experiment=sasrec_ml1m_best` (the mean and standard deviation over its cached seeds), with the issue's target
 (NDCG@10 0.200, HR@10 0.340) as a line. Ours are the test metrics of cached results.json copies in docs/results/.
-SASRec+'s own code, trained on this machine by `benchmarks/sasrec_plus_epochs.py` to early stopping, is a row of
-its own (the `result.json` of each seed, cached as `sasrec_plus_code.seedN.json`): the published row's code, run
-where ours ran.
+SASRec+'s own code, trained on this machine by `benchmarks/sasrec_plus_epochs.py` (to early stopping or its
+epoch cap), is a row of its own (the `result.json` of each seed, cached as `sasrec_plus_code.seedN.json`): the
+published row's code, run where ours ran.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def reference_code() -> tuple[list[dict] | None, str]:
     return tests, f"{len(tests)} seed(s): {', '.join(path.name for path in seeds)}"
 
 
-def _ours_row(protocol: str, system: str, tests: list[dict] | None, where: str, kind: str = "ours") -> dict:
+def _measured_row(protocol: str, system: str, tests: list[dict] | None, where: str, kind: str = "ours") -> dict:
     def stat(metric, reduce):
         values = [t[protocol][metric] for t in tests or [] if protocol in t]
         return float(reduce(values)) if values else float("nan")
@@ -120,8 +120,8 @@ def table(quick: bool, runs) -> pd.DataFrame:
         {"protocol": protocol, "kind": "published", "system": system, "HR@10": hr, "NDCG@10": ndcg, "source": data}
         for protocol, system, hr, ndcg, data in [SAMPLED_PUBLISHED, *FULL_PUBLISHED]
     ]
-    rows += [_ours_row(protocol, system, *measured[name]) for protocol, name, system in OURS]
-    rows.append(_ours_row("full", REFERENCE_CODE[1], *reference_code(), kind="their code"))
+    rows += [_measured_row(protocol, system, *measured[name]) for protocol, name, system in OURS]
+    rows.append(_measured_row("full", REFERENCE_CODE[1], *reference_code(), kind="their code"))
     protocol, system, hr, ndcg = TARGET
     target = {"protocol": protocol, "kind": "target", "system": system, "HR@10": hr, "NDCG@10": ndcg}
     rows.append(target | {"source": "3-seed mean of experiment=sasrec_ml1m_best"})
@@ -141,8 +141,8 @@ def make(out_dir: Path, quick: bool, runs) -> list[Path]:
         "cached runs named in `source`, the mean over seeds where several are cached (`std`: their sample "
         "standard deviation).",
         "`their code`: SASRec+'s own PyTorch code (github.com/antklen/sasrec-bert4rec-recsys23, src/) trained on "
-        "this machine to early stopping by benchmarks/sasrec_plus_epochs.py; its test metrics as its predict and "
-        "seen-item filter score them.",
+        "this machine by benchmarks/sasrec_plus_epochs.py (to early stopping or its 100-epoch cap); its test "
+        "metrics as its predict and seen-item filter score them.",
     ]
     shown = frame.assign(  # blank where a row has no spread or seeds
         **{
