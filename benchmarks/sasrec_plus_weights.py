@@ -8,8 +8,10 @@ model.init=sasrec_plus model.positions=from_oldest model.attn_dropout=weights tr
 is overwritten), item rows matched through the loader's id map (ours are 1..I in sorted order of the file's
 ids). Before any metric, the copy is checked: their `SASRec` (imported from `--src`, eval mode) and ours encode
 the first 64 validation users' histories to the same user representations (to 1e-4; any mismatch stops it).
-Then our evaluator runs the valid and test sets (full ranking, seen items filtered) and prints one JSON line
-per set next to the harness's `result.json`.
+The training rows are compared too: their `CausalLMDataset` over `prepare_data`'s training frame (max_length 200)
+against the rows our run trains on (`next_item_arrays`), user by user, inputs and targets in original ids (one
+JSON line: rows compared, rows that differ). Then our evaluator runs the valid and test sets (full ranking,
+seen items filtered) and prints one JSON line per set next to the harness's `result.json`.
 
 Known difference, by design: their softmax and ranking have a class for the padding row 0, which training
 moves (it is never a target, so its logit is pushed down); ours ranks items 1..I only.
@@ -92,6 +94,29 @@ def check_same_model(model, their_model, eval_set, item_ids: np.ndarray, users: 
     return float(np.abs(mine - theirs[np.arange(len(lengths)), lengths - 1]).max())
 
 
+def compare_training_rows(run, data_path: Path) -> dict[str, int]:
+    """Rows of SASRec+'s CausalLMDataset(train, 200) against our run's training rows, per user, in original ids.
+    Needs their `datasets` / `preprocess` importable (`--src` on sys.path)."""
+    import pandas as pd
+    from datasets import CausalLMDataset
+    from preprocess import add_time_idx
+
+    data = add_time_idx(pd.read_csv(data_path, sep=" ", header=None, names=["user_id", "item_id"]), sort=False)
+    theirs = CausalLMDataset(data[data.time_idx_reversed >= 2], max_length=200)  # run.py's prepare_data
+    their_rows = {user: theirs[i] for i, user in enumerate(theirs.user_ids)}
+    arrays, user_ids, item_ids = run.arrays, run.split.data.user_ids, run.split.data.item_ids
+    differ = 0
+    for row, user in enumerate(arrays.users):
+        inputs, targets = arrays.inputs[row], arrays.targets[row]
+        mine = item_ids[inputs[inputs != 0]], item_ids[targets[targets != 0]]
+        theirs_row = their_rows.pop(user_ids[user], None)
+        same = theirs_row is not None and all(
+            np.array_equal(a, b) for a, b in zip(mine, (theirs_row["input_ids"], theirs_row["labels"]), strict=True)
+        )
+        differ += not same
+    return {"training_rows": len(arrays.users), "rows_that_differ": differ, "their_rows_not_in_ours": len(their_rows)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", type=Path, required=True, help="the src/ folder of sasrec-bert4rec-recsys23")
@@ -123,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if gap > 1e-4:
         sys.exit(f"the copied model differs from theirs: user representations {gap:.2e} apart")
     print(json.dumps({"epoch": saved["best_epoch"], "user_representation_max_diff": gap}))
+    print(json.dumps(compare_training_rows(run, args.data)))
     for name in ("valid", "test"):
         full = run.evaluate(model, name)["full"]
         print(
