@@ -220,7 +220,7 @@ def test_many_adam_steps_track_torch_adam(steps=60):
 
     The tolerance sits far below how far training moves each weight (asserted too). One parameter is not
     compared: the key projection's bias gets a zero gradient in exact arithmetic (a score shift shared by a
-    query's keys, which softmax ignores), so each side's Adam turns its rounding noise into steps of size lr;
+    query's keys, which softmax ignores), so Adam turns rounding noise in it into steps of size lr;
     the states compared at the end show that it changes nothing."""
     model = ours(dropout=0.0, scale=0.02)
     start = to_torch(model).state_dict()
