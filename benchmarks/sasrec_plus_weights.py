@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     from recattn_jax.figures.runs import compose_config
     from recattn_jax.train.run_setup import prepare_run
 
-    run, state = prepare_run(compose_config([*SASREC_PLUS, f"data.path={args.data}"]), tempfile.mkdtemp())
+    workdir = tempfile.TemporaryDirectory()  # the run directory prepare_run needs; nothing is kept
+    run, state = prepare_run(compose_config([*SASREC_PLUS, f"data.path={args.data}"]), workdir.name)
     model, item_ids = run.model(state), run.split.data.item_ids
     load_torch_weights(model, weights, item_ids)
 

@@ -223,8 +223,8 @@ def test_many_adam_steps_track_torch_adam(steps=60):
     query's keys, which softmax ignores), so Adam turns rounding noise in it into steps of size lr;
     the states compared at the end show that it changes nothing."""
     model = ours(dropout=0.0, scale=0.02)
-    start = to_torch(model).state_dict()
     ref = to_torch(model).train()  # dropout 0: train mode differs from eval only in dropout
+    start = {name: value.clone() for name, value in ref.state_dict().items()}
     optimizer = nnx.Optimizer(model, make_optimizer(TrainConfig(beta2=0.999)), wrt=nnx.Param)  # sasrec_ml1m_ce's
     graphdef, state = nnx.split((model, optimizer))
     train_step = make_train_step(graphdef, next_item_loss("ce"))
@@ -267,14 +267,13 @@ def test_dropout_draws_match_torch_in_distribution(draws=4000):
     torch.manual_seed(0)
     with torch.no_grad():
         theirs = ref(torch.tensor(np.tile(right_in, (draws, 1)))).numpy()
-    mine, theirs = np.asarray(mine).reshape(draws, *left_in.shape, DIM), theirs.reshape(draws, *right_in.shape, DIM)
-    # the real slots, [draws, slots, D] each
-    a = np.concatenate([mine[:, r, MAX_LEN - n :] for r, n in enumerate(LENGTHS)], axis=1)
-    b = np.concatenate([theirs[:, r, :n] for r, n in enumerate(LENGTHS)], axis=1)
-    assert b.std(0).mean() > 0.05  # the draws differ: dropout is on
-    z = (a.mean(0) - b.mean(0)) / np.sqrt((a.var(0) + b.var(0)) / draws)
+    # [rows, L, draws, D], so that `real` takes each row's real slots: [slots, draws, D] each
+    by_row = lambda x, shape: x.reshape(draws, *shape, DIM).transpose(1, 2, 0, 3)  # noqa: E731
+    a, b = real(by_row(np.asarray(mine), left_in.shape), by_row(theirs, right_in.shape))
+    assert b.std(1).mean() > 0.05  # the draws differ: dropout is on
+    z = (a.mean(1) - b.mean(1)) / np.sqrt((a.var(1) + b.var(1)) / draws)
     assert np.sqrt(np.mean(z**2)) < 1.5
-    np.testing.assert_allclose(a.var(0).mean(-1) / b.var(0).mean(-1), 1.0, atol=0.07)
+    np.testing.assert_allclose(a.var(1).mean(-1) / b.var(1).mean(-1), 1.0, atol=0.07)
 
 
 def test_the_reference_would_catch_a_changed_block():
